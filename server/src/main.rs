@@ -1,1 +1,86 @@
-fn main() {}
+//! `frontdesk`: see `frontdesk --help`.
+
+use anyhow::Context;
+use clap::Parser;
+use frontdesk::cli::{Cli, Command, EvalCommand, KbCommand};
+use frontdesk::config::{ConfigSources, Settings};
+use frontdesk::startup::Application;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(&ConfigSources::from_process(cli.global.config.clone()))?;
+    frontdesk::telemetry::init(&settings.log).map_err(anyhow::Error::msg)?;
+    match &cli.command {
+        Command::Serve => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(serve(settings, cli.global.json))
+        }
+        Command::Kb {
+            command: KbCommand::Ingest(args),
+        } => frontdesk::cli::kb::ingest(&settings, &cli.global, args),
+        Command::Kb {
+            command: KbCommand::Search(args),
+        } => frontdesk::cli::kb::search(&settings, &cli.global, args),
+        Command::Eval {
+            command: EvalCommand::Retrieval(args),
+        } => frontdesk::cli::eval::retrieval(&settings, &cli.global, args),
+    }
+}
+
+async fn serve(settings: Settings, json: bool) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "url": app.url(), "site_key": app.demo_site_key() })
+        );
+    } else {
+        println!("Frontdesk is ready: {}", app.url());
+        println!("Demo site key: {}", app.demo_site_key());
+    }
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received; letting in-flight answers finish");
+        shutdown.shutdown();
+    });
+    app.run_until_stopped()
+        .await
+        .context("the server stopped with an error")
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

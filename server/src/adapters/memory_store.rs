@@ -1,0 +1,506 @@
+//! In-memory `ConversationStore`: the default on a fresh machine (one instance; everything is
+//! lost on restart). Closed conversations are dropped `closed_ttl` after closing by
+//! [`MemoryStore::purge_expired`], which start-up runs every minute.
+
+use crate::domain::{
+    Conversation, ConversationStatus, Csat, EmailAddress, EventKind, PendingHandoff, StoredEvent,
+};
+use crate::ids::{
+    AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
+};
+use crate::ports::store::{
+    AppendedMessage, ConversationStore, EventStream, NewConversation, StoreError,
+};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+/// Events buffered per subscriber before it counts as lagging (it then re-reads the log).
+const CHANNEL_CAPACITY: usize = 64;
+
+type Key = (SiteId, ConversationId);
+
+#[derive(Default)]
+struct State {
+    conversations: HashMap<Key, Entry>,
+    visitors: HashMap<(SiteId, VisitorId), Vec<ConversationId>>,
+    channels: HashMap<Key, broadcast::Sender<StoredEvent>>,
+}
+
+struct Entry {
+    conversation: Conversation,
+    events: Vec<StoredEvent>,
+    by_client_id: HashMap<ClientMessageId, AppendedMessage>,
+    answers: HashSet<AnswerId>,
+    feedback: HashMap<AnswerId, bool>,
+    pending_handoff: Option<PendingHandoff>,
+}
+
+/// The in-memory store. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    closed_ttl: Duration,
+}
+
+impl MemoryStore {
+    /// A new, empty store; closed conversations expire after `closed_ttl`.
+    pub fn new(closed_ttl: Duration) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State::default())),
+            closed_ttl,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind (no invariant spans an
+        // await or a partial update that a panic could interrupt), so recover the guard.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drops closed conversations whose `closed_ttl` has passed and channels nobody listens
+    /// to. Returns the number of conversations dropped.
+    pub fn purge_expired(&self, now: OffsetDateTime) -> usize {
+        let mut state = self.lock();
+        let ttl = self.closed_ttl;
+        let expired: Vec<Key> = state
+            .conversations
+            .iter()
+            .filter(|(_, entry)| {
+                entry.conversation.status == ConversationStatus::Closed
+                    && entry.conversation.status_changed_at + ttl <= now
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &expired {
+            if let Some(entry) = state.conversations.remove(key) {
+                let visitor_key = (key.0.clone(), entry.conversation.visitor.clone());
+                if let Some(list) = state.visitors.get_mut(&visitor_key) {
+                    list.retain(|id| id != &key.1);
+                    if list.is_empty() {
+                        state.visitors.remove(&visitor_key);
+                    }
+                }
+            }
+        }
+        state
+            .channels
+            .retain(|_, sender| sender.receiver_count() > 0);
+        expired.len()
+    }
+
+    fn publish(state: &State, key: &Key, event: &StoredEvent) {
+        if let Some(sender) = state.channels.get(key) {
+            // No receiver left is fine: nobody is listening.
+            let _ = sender.send(event.clone());
+        }
+    }
+
+    fn not_found(id: &ConversationId) -> StoreError {
+        StoreError::NotFound(format!("conversation {id}"))
+    }
+
+    fn events_after_locked(&self, key: &Key, after: EventId, limit: usize) -> Vec<StoredEvent> {
+        let state = self.lock();
+        state
+            .conversations
+            .get(key)
+            .map(|entry| {
+                // Events are stored in id order starting at 1, so the index of id n is n - 1.
+                let start = usize::try_from(after.get())
+                    .unwrap_or(usize::MAX)
+                    .min(entry.events.len());
+                entry.events[start..].iter().take(limit).cloned().collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn push_event(entry: &mut Entry, kind: EventKind, at: OffsetDateTime) -> StoredEvent {
+    let event_id = entry.conversation.last_event_id.next();
+    entry.conversation.last_event_id = event_id;
+    let event = StoredEvent {
+        event_id,
+        created_at: at,
+        kind,
+    };
+    entry.events.push(event.clone());
+    event
+}
+
+#[async_trait::async_trait]
+impl ConversationStore for MemoryStore {
+    fn adapter_name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        drop(self.lock());
+        Ok(())
+    }
+
+    async fn create_conversation(&self, new: NewConversation) -> Result<Conversation, StoreError> {
+        let mut state = self.lock();
+        let key = (new.site.clone(), new.id);
+        if let Some(entry) = state.conversations.get(&key) {
+            return Ok(entry.conversation.clone());
+        }
+        let conversation = Conversation {
+            site: new.site.clone(),
+            id: new.id,
+            visitor: new.visitor.clone(),
+            status: ConversationStatus::Bot,
+            created_at: new.created_at,
+            status_changed_at: new.created_at,
+            last_event_id: EventId::ZERO,
+            user_id: new.user_id,
+            locale: new.locale,
+            page_url: new.page_url,
+            contact_email: None,
+            csat: None,
+        };
+        state.conversations.insert(
+            key,
+            Entry {
+                conversation: conversation.clone(),
+                events: Vec::new(),
+                by_client_id: HashMap::new(),
+                answers: HashSet::new(),
+                feedback: HashMap::new(),
+                pending_handoff: None,
+            },
+        );
+        state
+            .visitors
+            .entry((new.site, new.visitor))
+            .or_default()
+            .push(new.id);
+        Ok(conversation)
+    }
+
+    async fn conversation(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<Option<Conversation>, StoreError> {
+        Ok(self
+            .lock()
+            .conversations
+            .get(&(site.clone(), *id))
+            .map(|entry| entry.conversation.clone()))
+    }
+
+    async fn visitor_conversations(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+    ) -> Result<Vec<ConversationId>, StoreError> {
+        Ok(self
+            .lock()
+            .visitors
+            .get(&(site.clone(), visitor.clone()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn set_status(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        status: ConversationStatus,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let entry = state
+            .conversations
+            .get_mut(&(site.clone(), *id))
+            .ok_or_else(|| Self::not_found(id))?;
+        entry.conversation.status = status;
+        entry.conversation.status_changed_at = at;
+        Ok(())
+    }
+
+    async fn append_visitor_message(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        client_message_id: ClientMessageId,
+        message_id: MessageId,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> Result<AppendedMessage, StoreError> {
+        let mut state = self.lock();
+        let key = (site.clone(), *id);
+        let entry = state
+            .conversations
+            .get_mut(&key)
+            .ok_or_else(|| Self::not_found(id))?;
+        if let Some(first) = entry.by_client_id.get(&client_message_id) {
+            return Ok(AppendedMessage {
+                duplicate: true,
+                ..*first
+            });
+        }
+        let event = push_event(
+            entry,
+            EventKind::VisitorMessage {
+                message_id,
+                client_message_id,
+                text: text.to_string(),
+            },
+            at,
+        );
+        let appended = AppendedMessage {
+            message_id,
+            event_id: event.event_id,
+            duplicate: false,
+        };
+        entry.by_client_id.insert(client_message_id, appended);
+        Self::publish(&state, &key, &event);
+        Ok(appended)
+    }
+
+    async fn append_event(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        kind: EventKind,
+        at: OffsetDateTime,
+    ) -> Result<StoredEvent, StoreError> {
+        let mut state = self.lock();
+        let key = (site.clone(), *id);
+        let entry = state
+            .conversations
+            .get_mut(&key)
+            .ok_or_else(|| Self::not_found(id))?;
+        if let EventKind::AssistantAnswer { answer_id, .. } = &kind {
+            entry.answers.insert(*answer_id);
+        }
+        let event = push_event(entry, kind, at);
+        Self::publish(&state, &key, &event);
+        Ok(event)
+    }
+
+    async fn events_after(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        after: EventId,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(self.events_after_locked(&(site.clone(), *id), after, limit))
+    }
+
+    async fn subscribe(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<EventStream, StoreError> {
+        let key = (site.clone(), *id);
+        let (receiver, last_seen) = {
+            let mut state = self.lock();
+            let last_seen = state
+                .conversations
+                .get(&key)
+                .map(|e| e.conversation.last_event_id)
+                .unwrap_or_default();
+            let sender = state
+                .channels
+                .entry(key.clone())
+                .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0);
+            (sender.subscribe(), last_seen)
+        };
+        struct Cursor {
+            receiver: broadcast::Receiver<StoredEvent>,
+            last_seen: EventId,
+            backlog: VecDeque<StoredEvent>,
+            store: MemoryStore,
+            key: Key,
+        }
+        let cursor = Cursor {
+            receiver,
+            last_seen,
+            backlog: VecDeque::new(),
+            store: self.clone(),
+            key,
+        };
+        let stream = futures_util::stream::unfold(cursor, |mut cursor| async move {
+            loop {
+                if let Some(event) = cursor.backlog.pop_front() {
+                    cursor.last_seen = event.event_id;
+                    return Some((event, cursor));
+                }
+                match cursor.receiver.recv().await {
+                    Ok(event) if event.event_id <= cursor.last_seen => continue,
+                    Ok(event) => {
+                        cursor.last_seen = event.event_id;
+                        return Some((event, cursor));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Fell behind: read what was missed from the log, then carry on with
+                        // the channel (whose stale entries the id check skips).
+                        cursor.backlog = cursor
+                            .store
+                            .events_after_locked(&cursor.key, cursor.last_seen, usize::MAX)
+                            .into();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn put_pending_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        handoff: PendingHandoff,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let entry = state
+            .conversations
+            .get_mut(&(site.clone(), *id))
+            .ok_or_else(|| Self::not_found(id))?;
+        entry.conversation.status = ConversationStatus::WaitingForAgent;
+        entry.conversation.status_changed_at = handoff.requested_at;
+        entry.pending_handoff = Some(handoff);
+        Ok(())
+    }
+
+    async fn pending_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<Option<PendingHandoff>, StoreError> {
+        Ok(self
+            .lock()
+            .conversations
+            .get(&(site.clone(), *id))
+            .and_then(|entry| entry.pending_handoff.clone()))
+    }
+
+    async fn record_feedback(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        answer_id: AnswerId,
+        helpful: bool,
+        _at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let entry = state
+            .conversations
+            .get_mut(&(site.clone(), *id))
+            .ok_or_else(|| Self::not_found(id))?;
+        if !entry.answers.contains(&answer_id) {
+            return Err(StoreError::NotFound(format!("answer {answer_id}")));
+        }
+        entry.feedback.insert(answer_id, helpful);
+        Ok(())
+    }
+
+    async fn feedback(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        answer_id: AnswerId,
+    ) -> Result<Option<bool>, StoreError> {
+        Ok(self
+            .lock()
+            .conversations
+            .get(&(site.clone(), *id))
+            .and_then(|entry| entry.feedback.get(&answer_id).copied()))
+    }
+
+    async fn record_csat(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        csat: Csat,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let entry = state
+            .conversations
+            .get_mut(&(site.clone(), *id))
+            .ok_or_else(|| Self::not_found(id))?;
+        entry.conversation.csat = Some(csat);
+        Ok(())
+    }
+
+    async fn set_contact(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        email: EmailAddress,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let entry = state
+            .conversations
+            .get_mut(&(site.clone(), *id))
+            .ok_or_else(|| Self::not_found(id))?;
+        entry.conversation.contact_email = Some(email);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::store::conformance;
+
+    #[tokio::test]
+    async fn passes_the_conversation_store_conformance_suite() {
+        let store = MemoryStore::new(Duration::from_secs(60));
+        conformance::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn closed_conversations_expire_after_the_ttl_and_open_ones_never() {
+        let store = MemoryStore::new(Duration::from_secs(60));
+        let site = SiteId::parse("s").expect("valid");
+        let t0 = OffsetDateTime::now_utc();
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let new = NewConversation {
+                site: site.clone(),
+                id: ConversationId::generate(),
+                visitor: VisitorId::generate(),
+                user_id: None,
+                locale: None,
+                page_url: None,
+                created_at: t0,
+            };
+            ids.push(new.id);
+            store.create_conversation(new).await.expect("create");
+        }
+        store
+            .set_status(&site, &ids[0], ConversationStatus::Closed, t0)
+            .await
+            .expect("close");
+        assert_eq!(store.purge_expired(t0 + Duration::from_secs(59)), 0);
+        assert_eq!(
+            store.purge_expired(t0 + Duration::from_secs(3600 * 24 * 365)),
+            1
+        );
+        assert!(
+            store
+                .conversation(&site, &ids[0])
+                .await
+                .expect("get")
+                .is_none()
+        );
+        assert!(
+            store
+                .conversation(&site, &ids[1])
+                .await
+                .expect("get")
+                .is_some(),
+            "open conversations never expire"
+        );
+    }
+}

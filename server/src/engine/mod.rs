@@ -1,0 +1,1068 @@
+//! The turn engine: opens conversations (hello → welcome), stores visitor messages, and runs
+//! turns — guard, store, retrieve, decide, answer, hand off — through the ports only. It does
+//! no I/O of its own and knows nothing of HTTP, sockets or JSON (`crate::api` does).
+//!
+//! Event delivery: everything the engine stores goes through the `ConversationStore`, and the
+//! socket forwards the store's event stream ([`Opened::events`]); only the streamed deltas
+//! (never stored) and typing indicators travel on the per-turn channel ([`TurnOutput`]).
+
+pub mod extractive;
+pub mod guard;
+pub mod human_request;
+pub mod policy;
+pub mod replies;
+pub mod text;
+
+use crate::config::{AllowedOrigin, PolicySettings, Settings, SiteSettings};
+use crate::domain::{
+    Citation, Conversation, ConversationStatus, Csat, CsatRating, DecisionKind, DraftAnswer,
+    EmailAddress, EventKind, HandoffStatus, PendingHandoff, ReasonCode, StoredEvent,
+};
+use crate::ids::{AnswerId, ClientMessageId, ConversationId, EventId, MessageId, VisitorId};
+use crate::ports::answer::{AnswerGenerator, AnswerPiece, AnswerRequest, GenerateError};
+use crate::ports::retriever::{RetrievalQuery, RetrieveError, Retriever};
+use crate::ports::store::{
+    AppendedMessage, ConversationStore, EventStream, NewConversation, StoreError,
+};
+use frontdesk_kb::index::SearchResult;
+use futures_util::StreamExt;
+use guard::{IdentityClaim, MessageRateLimiter, ResumeTokens};
+use policy::{Decision, PolicyInput, RetrievalSignals};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+/// Protocol version spoken by this engine (`hello.v`).
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Articles retrieved per turn.
+pub const N_ARTICLES: usize = 5;
+/// Most messages returned in `welcome.history`, and most events replayed at once.
+pub const HISTORY_LIMIT: usize = 1000;
+
+/// The ports the engine calls.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn ConversationStore>,
+    pub retriever: Arc<dyn Retriever>,
+    pub generator: Arc<dyn AnswerGenerator>,
+}
+
+/// Engine errors; `crate::api` maps each to a wire error code.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request is malformed or not allowed in this state (`bad_request`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong credentials: site key, resume token, identity (`unauthorized`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials, but not for this (origin not allowed, another user) (`forbidden`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing referred to does not exist (`not_found`).
+    #[error("{0}")]
+    NotFound(String),
+    /// Too many messages; try again after `retry_after` (`rate_limited`).
+    #[error("too many messages; try again in {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Retrieve(#[from] RetrieveError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+}
+
+/// Where the WebSocket request came from (HTTP headers, read by `api`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOrigin {
+    /// The `Origin` header (browsers always send it on WebSocket upgrades).
+    pub origin: Option<String>,
+    /// The `Host` header: an origin on the server's own host is always allowed.
+    pub host: Option<String>,
+}
+
+/// A `hello`, as the engine sees it (raw ids are parsed here).
+#[derive(Debug, Clone, Default)]
+pub struct Hello {
+    pub version: u32,
+    pub site_key: String,
+    pub visitor_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub resume_token: Option<String>,
+    /// Replay the stored events after this one (a reconnect).
+    pub last_event_id: Option<u64>,
+    pub identity: Option<IdentityClaim>,
+    pub page_url: Option<String>,
+    pub locale: Option<String>,
+    pub origin: RequestOrigin,
+}
+
+/// An open conversation on one connection, shared with its turns.
+#[derive(Debug)]
+pub struct ConversationContext {
+    pub site: Arc<SiteSettings>,
+    pub conversation_id: ConversationId,
+    pub visitor_id: VisitorId,
+    /// Verified user id of an identified visitor.
+    pub user_id: Option<String>,
+    pub locale: Option<String>,
+    pub page_url: Option<String>,
+    /// Conversations are stored on their first write, so page views without a message leave
+    /// nothing behind.
+    persisted: AtomicBool,
+}
+
+/// What `hello` opens.
+pub struct Opened {
+    pub context: Arc<ConversationContext>,
+    pub resume_token: String,
+    pub status: ConversationStatus,
+    /// The latest event id included in `history`/`replay` (the socket's starting point).
+    pub last_event_id: EventId,
+    /// Message events of the conversation (empty when `last_event_id` was given).
+    pub history: Vec<StoredEvent>,
+    /// Stored events after the hello's `last_event_id`, to replay as frames.
+    pub replay: Vec<StoredEvent>,
+    /// Events appended from now on (by this or any connection or instance).
+    pub events: EventStream,
+}
+
+/// The outcome of storing a visitor message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    pub appended: AppendedMessage,
+    /// Run a turn for it (not for a duplicate, nor while a human has the conversation).
+    pub run_turn: bool,
+}
+
+/// The visitor message a turn answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnInput {
+    pub message_id: MessageId,
+    pub text: String,
+}
+
+/// What a turn streams to the visitor's socket besides stored events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnOutput {
+    /// The assistant started (or stopped) working on an answer.
+    Typing { is_typing: bool },
+    /// A piece of the answer; `seq` counts from 0 per answer.
+    Delta {
+        answer_id: AnswerId,
+        seq: u32,
+        text: String,
+    },
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnOutcome {
+    /// An `answer_end` was stored with this decision.
+    Answered(DecisionKind),
+    /// A handoff was recorded (a `handoff` event was stored).
+    HandedOff,
+    /// The visitor left mid-answer; nothing was stored.
+    Abandoned,
+}
+
+/// A turn's summary for logs and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnSummary {
+    pub outcome: TurnOutcome,
+    pub reasons: Vec<ReasonCode>,
+    /// Retrieval confidence (when retrieval ran).
+    pub confidence: Option<f32>,
+    pub n_deltas: u32,
+    /// From the start of the turn (retrieval included) to the first delta handed to the socket.
+    pub first_delta_after: Option<Duration>,
+    /// The stored `answer_end` or `handoff` event.
+    pub event_id: Option<EventId>,
+}
+
+/// The outcome of a handoff request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoffRequested {
+    /// The `handoff` event announcing it.
+    pub event: StoredEvent,
+    /// True when a handoff was already pending (nothing new was stored).
+    pub already_pending: bool,
+}
+
+/// Health of one part, for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartStatus {
+    pub name: &'static str,
+    pub adapter: &'static str,
+    pub ok: bool,
+    /// A required part that is down makes the server not ready; others only degrade it.
+    pub required: bool,
+    /// Why it is down (no secrets).
+    pub detail: Option<String>,
+}
+
+/// Readiness of every part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub parts: Vec<PartStatus>,
+}
+
+impl Readiness {
+    /// True when every required part is up.
+    pub fn is_ready(&self) -> bool {
+        self.parts.iter().all(|part| part.ok || !part.required)
+    }
+
+    /// Names of the parts that are down.
+    pub fn degraded(&self) -> Vec<&'static str> {
+        self.parts
+            .iter()
+            .filter(|part| !part.ok)
+            .map(|part| part.name)
+            .collect()
+    }
+}
+
+/// The turn engine. Shared by every connection (`Arc<Engine>`).
+pub struct Engine {
+    ports: Ports,
+    sites: Vec<Arc<SiteSettings>>,
+    tokens: ResumeTokens,
+    limiter: MessageRateLimiter,
+    policy: PolicySettings,
+    max_message_chars: usize,
+}
+
+impl Engine {
+    /// An engine for `settings` over `ports`.
+    pub fn new(settings: &Settings, ports: Ports) -> Self {
+        let tokens = match &settings.server.resume_secret {
+            Some(secret) => ResumeTokens::new(secret),
+            None => ResumeTokens::random(),
+        };
+        Self {
+            ports,
+            sites: settings.sites.iter().cloned().map(Arc::new).collect(),
+            tokens,
+            limiter: MessageRateLimiter::new(
+                settings.ws.messages_per_minute,
+                settings.ws.message_burst,
+            ),
+            policy: settings.policy.clone(),
+            max_message_chars: settings.ws.max_message_chars.get(),
+        }
+    }
+
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    pub fn sites(&self) -> &[Arc<SiteSettings>] {
+        &self.sites
+    }
+
+    /// Forgets rate-limit state of visitors back to a full allowance (run periodically).
+    pub fn forget_idle_visitors(&self) {
+        self.limiter.forget_idle();
+    }
+
+    /// Handles `hello`: checks the site key, origin, identity and (to resume) the resume
+    /// token; returns the conversation with its history or the events to replay.
+    ///
+    /// Errors: `BadRequest` (version, malformed ids), `Unauthorized` (unknown site key,
+    /// missing or wrong resume token, bad identity), `Forbidden` (origin not allowed, resuming
+    /// another user's conversation), `Store`.
+    pub async fn open(&self, hello: Hello) -> Result<Opened, EngineError> {
+        if hello.version != PROTOCOL_VERSION {
+            return Err(EngineError::BadRequest(format!(
+                "protocol version {} is not supported (this server speaks v{PROTOCOL_VERSION})",
+                hello.version
+            )));
+        }
+        let site = self
+            .sites
+            .iter()
+            .find(|site| site.public_key == hello.site_key)
+            .cloned()
+            .ok_or_else(|| EngineError::Unauthorized("unknown site key".into()))?;
+        if !origin_allowed(&site, &hello.origin) {
+            return Err(EngineError::Forbidden(
+                "this page's origin may not use this site key".into(),
+            ));
+        }
+        let user_id = match &hello.identity {
+            Some(claim) => Some(
+                guard::verify_identity(claim, site.identity_secret.as_ref())
+                    .map_err(|err| EngineError::Unauthorized(err.to_string()))?,
+            ),
+            None if site.enforce_identity => {
+                return Err(EngineError::Unauthorized(
+                    "this site requires a verified identity".into(),
+                ));
+            }
+            None => None,
+        };
+        let visitor_id = match hello.visitor_id.as_deref() {
+            Some(raw) => {
+                VisitorId::parse(raw).map_err(|err| EngineError::BadRequest(err.to_string()))?
+            }
+            None if hello.conversation_id.is_some() => {
+                return Err(EngineError::BadRequest(
+                    "visitor_id is required to resume a conversation".into(),
+                ));
+            }
+            None => VisitorId::generate(),
+        };
+        let (conversation_id, resuming) = match hello.conversation_id.as_deref() {
+            None => (ConversationId::generate(), false),
+            Some(raw) => {
+                let id = ConversationId::parse(raw)
+                    .map_err(|err| EngineError::BadRequest(err.to_string()))?;
+                let token = hello.resume_token.as_deref().ok_or_else(|| {
+                    EngineError::Unauthorized(
+                        "resume_token is required to resume a conversation".into(),
+                    )
+                })?;
+                if !self.tokens.verify(&site.id, &visitor_id, &id, token) {
+                    return Err(EngineError::Unauthorized(
+                        "the resume token does not match this conversation".into(),
+                    ));
+                }
+                (id, true)
+            }
+        };
+        let store = &self.ports.store;
+        // Subscribe before reading, so nothing appended in between is missed (the socket
+        // skips what it already sent by event id).
+        let events = store.subscribe(&site.id, &conversation_id).await?;
+        let existing = if resuming {
+            store.conversation(&site.id, &conversation_id).await?
+        } else {
+            None
+        };
+        if let (Some(conversation), Some(user_id)) = (&existing, &user_id)
+            && conversation
+                .user_id
+                .as_ref()
+                .is_some_and(|owner| owner != user_id)
+        {
+            return Err(EngineError::Forbidden(
+                "this conversation belongs to another user".into(),
+            ));
+        }
+        let (status, mut last_event_id) = existing
+            .as_ref()
+            .map_or((ConversationStatus::Bot, EventId::ZERO), |c| {
+                (c.status, c.last_event_id)
+            });
+        let (history, replay) = match (existing.is_some(), hello.last_event_id) {
+            (false, _) => (Vec::new(), Vec::new()),
+            (true, Some(after)) => {
+                let replay = store
+                    .events_after(&site.id, &conversation_id, EventId(after), HISTORY_LIMIT)
+                    .await?;
+                (Vec::new(), replay)
+            }
+            (true, None) => {
+                let events = store
+                    .events_after(&site.id, &conversation_id, EventId::ZERO, HISTORY_LIMIT)
+                    .await?;
+                (events, Vec::new())
+            }
+        };
+        if let Some(last) = history.iter().chain(&replay).map(|e| e.event_id).max() {
+            last_event_id = last_event_id.max(last);
+        }
+        if let Some(after) = hello.last_event_id {
+            // A client that already has events up to `after` starts from there at least.
+            last_event_id = last_event_id.max(EventId(after));
+        }
+        let history = history
+            .into_iter()
+            .filter(|event| is_message(&event.kind))
+            .collect();
+        let resume_token = self.tokens.issue(&site.id, &visitor_id, &conversation_id);
+        let context = Arc::new(ConversationContext {
+            persisted: AtomicBool::new(existing.is_some()),
+            user_id: existing
+                .as_ref()
+                .and_then(|c| c.user_id.clone())
+                .or(user_id),
+            site,
+            conversation_id,
+            visitor_id,
+            locale: hello.locale,
+            page_url: hello.page_url,
+        });
+        Ok(Opened {
+            context,
+            resume_token,
+            status,
+            last_event_id,
+            history,
+            replay,
+            events,
+        })
+    }
+
+    async fn ensure_persisted(
+        &self,
+        context: &ConversationContext,
+    ) -> Result<Conversation, EngineError> {
+        let store = &self.ports.store;
+        if context.persisted.load(Ordering::Acquire)
+            && let Some(conversation) = store
+                .conversation(&context.site.id, &context.conversation_id)
+                .await?
+        {
+            return Ok(conversation);
+        }
+        let conversation = store
+            .create_conversation(NewConversation {
+                site: context.site.id.clone(),
+                id: context.conversation_id,
+                visitor: context.visitor_id.clone(),
+                user_id: context.user_id.clone(),
+                locale: context.locale.clone(),
+                page_url: context.page_url.clone(),
+                created_at: OffsetDateTime::now_utc(),
+            })
+            .await?;
+        context.persisted.store(true, Ordering::Release);
+        Ok(conversation)
+    }
+
+    /// Guards and stores a visitor message (idempotent by `client_message_id`).
+    ///
+    /// Errors: `BadRequest` (empty, longer than `ws.max_message_chars`, conversation closed),
+    /// `RateLimited`, `Store`.
+    pub async fn accept_message(
+        &self,
+        context: &ConversationContext,
+        client_message_id: ClientMessageId,
+        text: &str,
+    ) -> Result<Accepted, EngineError> {
+        if text.trim().is_empty() {
+            return Err(EngineError::BadRequest("message text is empty".into()));
+        }
+        let n_chars = text.chars().count();
+        if n_chars > self.max_message_chars {
+            return Err(EngineError::BadRequest(format!(
+                "message is {n_chars} characters long; the limit is {}",
+                self.max_message_chars
+            )));
+        }
+        self.limiter
+            .check(&context.site.id, &context.visitor_id)
+            .map_err(|retry_after| EngineError::RateLimited { retry_after })?;
+        let conversation = self.ensure_persisted(context).await?;
+        if conversation.status == ConversationStatus::Closed {
+            return Err(EngineError::BadRequest(
+                "this conversation is closed; start a new one".into(),
+            ));
+        }
+        let appended = self
+            .ports
+            .store
+            .append_visitor_message(
+                &context.site.id,
+                &context.conversation_id,
+                client_message_id,
+                MessageId::generate(),
+                text,
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+        Ok(Accepted {
+            appended,
+            run_turn: !appended.duplicate && conversation.status == ConversationStatus::Bot,
+        })
+    }
+
+    /// Runs a turn for a stored visitor message: retrieve, decide, then stream and store the
+    /// answer, or record a handoff. Deltas and typing go to `out`; the stored `answer_end` or
+    /// `handoff` event reaches the socket through the store's event stream. If `out` is closed
+    /// (the visitor left) the turn stops and stores nothing.
+    ///
+    /// Errors: `Retrieve`, `Generate`, `Store`.
+    pub async fn run_turn(
+        &self,
+        context: &ConversationContext,
+        input: TurnInput,
+        out: &mpsc::Sender<TurnOutput>,
+    ) -> Result<TurnSummary, EngineError> {
+        let started = Instant::now();
+        let mut summary = TurnSummary {
+            outcome: TurnOutcome::Abandoned,
+            reasons: Vec::new(),
+            confidence: None,
+            n_deltas: 0,
+            first_delta_after: None,
+            event_id: None,
+        };
+        if out
+            .send(TurnOutput::Typing { is_typing: true })
+            .await
+            .is_err()
+        {
+            return Ok(summary);
+        }
+        let requested_human = human_request::asks_for_human(&input.text);
+        let retrieval = if requested_human {
+            None
+        } else {
+            let query = RetrievalQuery {
+                text: input.text.clone(),
+                k: N_ARTICLES,
+                semantic_ratio: None,
+                include_internal: false,
+            };
+            Some(Arc::new(
+                self.ports
+                    .retriever
+                    .retrieve(&context.site.id, &query)
+                    .await?,
+            ))
+        };
+        let signals = retrieval
+            .as_deref()
+            .map(|result| retrieval_signals(&input.text, result));
+        summary.confidence = signals.map(|s| s.confidence);
+        let decision = policy::decide(
+            &PolicyInput {
+                requested_human,
+                retrieval: signals,
+                flagged: &[],
+            },
+            &self.policy,
+        );
+        let confidence = summary.confidence.unwrap_or(0.0);
+        let mut answer = AnswerStream::new(started, out);
+        match decision {
+            Decision::Handoff {
+                reasons,
+                immediate: true,
+            } => {
+                let requested = self.hand_off(context, reasons.clone(), None).await?;
+                summary.outcome = TurnOutcome::HandedOff;
+                summary.reasons = reasons;
+                summary.event_id = Some(requested.event.event_id);
+            }
+            Decision::Handoff {
+                reasons,
+                immediate: false,
+            } => {
+                if !answer.send_text(replies::NOTHING_FOUND).await {
+                    return Ok(answer.finish(summary));
+                }
+                let event = self
+                    .store_answer(
+                        context,
+                        &answer,
+                        Vec::new(),
+                        confidence,
+                        DecisionKind::Handoff,
+                        reasons.clone(),
+                    )
+                    .await?;
+                summary.outcome = TurnOutcome::Answered(DecisionKind::Handoff);
+                summary.reasons = reasons;
+                summary.event_id = Some(event.event_id);
+            }
+            Decision::Answer => {
+                let request = AnswerRequest {
+                    question: input.text.clone(),
+                    retrieval: retrieval.unwrap_or_else(|| Arc::new(empty_result())),
+                    locale: context.locale.clone(),
+                };
+                let mut pieces = self.ports.generator.generate(request);
+                let mut citations = Vec::new();
+                while let Some(piece) = pieces.next().await {
+                    match piece? {
+                        AnswerPiece::Delta(text) => {
+                            if !answer.send_delta(text).await {
+                                return Ok(answer.finish(summary));
+                            }
+                        }
+                        AnswerPiece::Done { citations: used } => {
+                            citations = used;
+                            break;
+                        }
+                    }
+                }
+                // A generator that cites nothing found nothing to answer from.
+                let (decision, reasons) = if citations.is_empty() {
+                    (DecisionKind::Handoff, vec![ReasonCode::OutOfScope])
+                } else {
+                    (DecisionKind::Answer, Vec::new())
+                };
+                let event = self
+                    .store_answer(
+                        context,
+                        &answer,
+                        citations,
+                        confidence,
+                        decision,
+                        reasons.clone(),
+                    )
+                    .await?;
+                summary.outcome = TurnOutcome::Answered(decision);
+                summary.reasons = reasons;
+                summary.event_id = Some(event.event_id);
+            }
+            Decision::Draft => {
+                let request = AnswerRequest {
+                    question: input.text.clone(),
+                    retrieval: retrieval.unwrap_or_else(|| Arc::new(empty_result())),
+                    locale: context.locale.clone(),
+                };
+                let mut pieces = self.ports.generator.generate(request);
+                let mut draft = DraftAnswer {
+                    text: String::new(),
+                    citations: Vec::new(),
+                };
+                while let Some(piece) = pieces.next().await {
+                    match piece? {
+                        AnswerPiece::Delta(text) => draft.text.push_str(&text),
+                        AnswerPiece::Done { citations } => {
+                            draft.citations = citations;
+                            break;
+                        }
+                    }
+                }
+                if !answer.send_text(replies::DRAFT_PENDING).await {
+                    return Ok(answer.finish(summary));
+                }
+                let event = self
+                    .store_answer(
+                        context,
+                        &answer,
+                        Vec::new(),
+                        confidence,
+                        DecisionKind::Draft,
+                        Vec::new(),
+                    )
+                    .await?;
+                let pending = PendingHandoff {
+                    reasons: Vec::new(),
+                    event_id: event.event_id,
+                    requested_at: OffsetDateTime::now_utc(),
+                    draft: Some(draft),
+                };
+                self.ports
+                    .store
+                    .put_pending_handoff(&context.site.id, &context.conversation_id, pending)
+                    .await?;
+                summary.outcome = TurnOutcome::Answered(DecisionKind::Draft);
+                summary.event_id = Some(event.event_id);
+            }
+        }
+        Ok(answer.finish(summary))
+    }
+
+    async fn store_answer(
+        &self,
+        context: &ConversationContext,
+        answer: &AnswerStream<'_>,
+        sources: Vec<Citation>,
+        confidence: f32,
+        decision: DecisionKind,
+        reasons: Vec<ReasonCode>,
+    ) -> Result<StoredEvent, EngineError> {
+        let kind = EventKind::AssistantAnswer {
+            message_id: MessageId::generate(),
+            answer_id: answer.answer_id,
+            text: answer.text.clone(),
+            sources,
+            confidence,
+            decision,
+            reasons,
+        };
+        Ok(self
+            .ports
+            .store
+            .append_event(
+                &context.site.id,
+                &context.conversation_id,
+                kind,
+                OffsetDateTime::now_utc(),
+            )
+            .await?)
+    }
+
+    /// Records a pending handoff with a warm message, unless one is already pending (then its
+    /// event is returned again).
+    async fn hand_off(
+        &self,
+        context: &ConversationContext,
+        reasons: Vec<ReasonCode>,
+        team: Option<String>,
+    ) -> Result<HandoffRequested, EngineError> {
+        let conversation = self.ensure_persisted(context).await?;
+        if conversation.status == ConversationStatus::Closed {
+            return Err(EngineError::BadRequest(
+                "this conversation is closed; start a new one".into(),
+            ));
+        }
+        let store = &self.ports.store;
+        let (site, id) = (&context.site.id, &context.conversation_id);
+        if let Some(pending) = store.pending_handoff(site, id).await? {
+            let before = EventId(pending.event_id.get().saturating_sub(1));
+            if let Some(event) = store
+                .events_after(site, id, before, 1)
+                .await?
+                .into_iter()
+                .next()
+                && matches!(event.kind, EventKind::Handoff { .. })
+            {
+                return Ok(HandoffRequested {
+                    event,
+                    already_pending: true,
+                });
+            }
+        }
+        let message = team.as_deref().map_or_else(
+            || replies::HANDOFF_PENDING.to_string(),
+            replies::handoff_pending_to,
+        );
+        let now = OffsetDateTime::now_utc();
+        let event = store
+            .append_event(
+                site,
+                id,
+                EventKind::Handoff {
+                    message_id: MessageId::generate(),
+                    status: HandoffStatus::Pending,
+                    team,
+                    message,
+                    reasons: reasons.clone(),
+                },
+                now,
+            )
+            .await?;
+        store
+            .put_pending_handoff(
+                site,
+                id,
+                PendingHandoff {
+                    reasons,
+                    event_id: event.event_id,
+                    requested_at: now,
+                    draft: None,
+                },
+            )
+            .await?;
+        Ok(HandoffRequested {
+            event,
+            already_pending: false,
+        })
+    }
+
+    /// Handles `request_human`: records a pending handoff (reason `requested_human`).
+    ///
+    /// Errors: `BadRequest` (conversation closed), `Store`.
+    pub async fn request_human(
+        &self,
+        context: &ConversationContext,
+    ) -> Result<HandoffRequested, EngineError> {
+        self.hand_off(context, vec![ReasonCode::RequestedHuman], None)
+            .await
+    }
+
+    /// Records whether an answer helped. Errors: `NotFound` (no such answer here), `Store`.
+    pub async fn feedback(
+        &self,
+        context: &ConversationContext,
+        answer_id: AnswerId,
+        helpful: bool,
+    ) -> Result<(), EngineError> {
+        if !context.persisted.load(Ordering::Acquire) {
+            return Err(EngineError::NotFound(format!(
+                "answer {answer_id} is not in this conversation"
+            )));
+        }
+        self.ports
+            .store
+            .record_feedback(
+                &context.site.id,
+                &context.conversation_id,
+                answer_id,
+                helpful,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(|err| match err {
+                StoreError::NotFound(_) => {
+                    EngineError::NotFound(format!("answer {answer_id} is not in this conversation"))
+                }
+                other => EngineError::Store(other),
+            })
+    }
+
+    /// Records a CSAT rating (1..5). Errors: `BadRequest` (rating, comment over 2000 chars), `Store`.
+    pub async fn csat(
+        &self,
+        context: &ConversationContext,
+        rating: u8,
+        comment: Option<String>,
+    ) -> Result<(), EngineError> {
+        let rating = CsatRating::new(rating).map_err(EngineError::BadRequest)?;
+        let comment = comment
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        if comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
+            return Err(EngineError::BadRequest(
+                "the CSAT comment is longer than 2000 characters".into(),
+            ));
+        }
+        self.ensure_persisted(context).await?;
+        Ok(self
+            .ports
+            .store
+            .record_csat(
+                &context.site.id,
+                &context.conversation_id,
+                Csat { rating, comment },
+            )
+            .await?)
+    }
+
+    /// Records the visitor's email for offline follow-up. Errors: `BadRequest` (not an email), `Store`.
+    pub async fn contact(
+        &self,
+        context: &ConversationContext,
+        email: &str,
+    ) -> Result<(), EngineError> {
+        let email = EmailAddress::parse(email)
+            .map_err(|err| EngineError::BadRequest(format!("email: {err}")))?;
+        self.ensure_persisted(context).await?;
+        Ok(self
+            .ports
+            .store
+            .set_contact(&context.site.id, &context.conversation_id, email)
+            .await?)
+    }
+
+    /// Checks the store and the retriever.
+    pub async fn readiness(&self) -> Readiness {
+        let store = self.ports.store.ping().await;
+        let retriever = self.ports.retriever.check().await;
+        Readiness {
+            parts: vec![
+                PartStatus {
+                    name: "store",
+                    adapter: self.ports.store.adapter_name(),
+                    ok: store.is_ok(),
+                    required: true,
+                    detail: store.err().map(|e| e.to_string()),
+                },
+                PartStatus {
+                    name: "retriever",
+                    adapter: self.ports.retriever.adapter_name(),
+                    ok: retriever.is_ok(),
+                    required: true,
+                    detail: retriever.err().map(|e| e.to_string()),
+                },
+            ],
+        }
+    }
+}
+
+/// Streams an answer's text as deltas and remembers it.
+struct AnswerStream<'a> {
+    answer_id: AnswerId,
+    started: Instant,
+    out: &'a mpsc::Sender<TurnOutput>,
+    text: String,
+    seq: u32,
+    first_delta_after: Option<Duration>,
+}
+
+impl<'a> AnswerStream<'a> {
+    fn new(started: Instant, out: &'a mpsc::Sender<TurnOutput>) -> Self {
+        Self {
+            answer_id: AnswerId::generate(),
+            started,
+            out,
+            text: String::new(),
+            seq: 0,
+            first_delta_after: None,
+        }
+    }
+
+    /// Sends one delta; false when the visitor left.
+    async fn send_delta(&mut self, text: String) -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        self.text.push_str(&text);
+        let delta = TurnOutput::Delta {
+            answer_id: self.answer_id,
+            seq: self.seq,
+            text,
+        };
+        if self.out.send(delta).await.is_err() {
+            return false;
+        }
+        self.first_delta_after
+            .get_or_insert_with(|| self.started.elapsed());
+        self.seq += 1;
+        true
+    }
+
+    /// Streams a fixed reply in chunks of a few words; false when the visitor left.
+    async fn send_text(&mut self, text: &str) -> bool {
+        for chunk in text::stream_chunks(text, extractive::WORDS_PER_DELTA) {
+            if !self.send_delta(chunk).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn finish(self, mut summary: TurnSummary) -> TurnSummary {
+        summary.n_deltas = self.seq;
+        summary.first_delta_after = self.first_delta_after;
+        summary
+    }
+}
+
+fn empty_result() -> SearchResult {
+    SearchResult {
+        hits: Vec::new(),
+        confidence: 0.0,
+        keyword_only: false,
+        rankings_agree: false,
+    }
+}
+
+/// The policy's view of a retrieval result.
+pub fn retrieval_signals(question: &str, result: &SearchResult) -> RetrievalSignals {
+    let citable: Vec<_> = result
+        .hits
+        .iter()
+        .filter(|hit| !hit.internal && !hit.passages.is_empty())
+        .collect();
+    let keyword_coverage = citable.first().map_or(0.0, |top| {
+        let mut stems = text::stem_set(&top.title);
+        for passage in &top.passages {
+            stems.extend(text::stem_set(&passage.text));
+        }
+        text::coverage(&text::content_terms(question), &stems)
+    });
+    RetrievalSignals {
+        n_citable_hits: citable.len(),
+        confidence: result.confidence,
+        keyword_coverage,
+    }
+}
+
+/// Events shown in `welcome.history` (messages, not state changes).
+fn is_message(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::VisitorMessage { .. }
+            | EventKind::AssistantAnswer { .. }
+            | EventKind::AgentMessage { .. }
+            | EventKind::Handoff { .. }
+    )
+}
+
+fn origin_allowed(site: &SiteSettings, request: &RequestOrigin) -> bool {
+    // Non-browser clients send no Origin; they could forge one anyway.
+    let Some(origin) = request.origin.as_deref() else {
+        return true;
+    };
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    if let Some(host) = request.host.as_deref() {
+        let host = host.trim().to_ascii_lowercase();
+        if origin == format!("http://{host}") || origin == format!("https://{host}") {
+            return true;
+        }
+    }
+    site.allowed_origins.iter().any(|allowed| match allowed {
+        AllowedOrigin::Any => true,
+        AllowedOrigin::Exact(exact) => *exact == origin,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Routing, Taxonomy};
+    use crate::ids::SiteId;
+
+    fn site(allowed_origins: Vec<AllowedOrigin>) -> SiteSettings {
+        SiteSettings {
+            id: SiteId::parse("demo").expect("valid"),
+            public_key: "pk_demo_frontdesk".into(),
+            allowed_origins,
+            identity_secret: None,
+            enforce_identity: false,
+            taxonomy: Taxonomy::default(),
+            routing: Routing {
+                default_team: "support".into(),
+                teams: vec![],
+                rules: vec![],
+            },
+        }
+    }
+
+    fn origin(origin: Option<&str>, host: Option<&str>) -> RequestOrigin {
+        RequestOrigin {
+            origin: origin.map(String::from),
+            host: host.map(String::from),
+        }
+    }
+
+    #[test]
+    fn origins_table() {
+        let own_only = site(vec![]);
+        let listed = site(vec![AllowedOrigin::Exact("https://www.acme.com".into())]);
+        let any = site(vec![AllowedOrigin::Any]);
+        let cases = [
+            (
+                &own_only,
+                origin(None, Some("127.0.0.1:8080")),
+                true,
+                "no Origin header (not a browser)",
+            ),
+            (
+                &own_only,
+                origin(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")),
+                true,
+                "the server's own page",
+            ),
+            (
+                &own_only,
+                origin(Some("https://evil.example"), Some("127.0.0.1:8080")),
+                false,
+                "another page",
+            ),
+            (
+                &listed,
+                origin(Some("https://WWW.acme.com/"), Some("chat.acme.com")),
+                true,
+                "a listed origin",
+            ),
+            (
+                &listed,
+                origin(Some("http://www.acme.com"), Some("chat.acme.com")),
+                false,
+                "another scheme",
+            ),
+            (
+                &any,
+                origin(Some("https://anything.example"), None),
+                true,
+                "\"*\"",
+            ),
+        ];
+        for (site, request, expected, name) in cases {
+            assert_eq!(origin_allowed(site, &request), expected, "{name}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! What the assistant says when it is not quoting the knowledge base. Visitor-safe: never a
+//! reason code, never internal detail.
+
+/// Nothing relevant in the knowledge base (or too unsure): say so and offer a human.
+pub const NOTHING_FOUND: &str = "I couldn't find an answer to that in our help center, and I'd rather not guess. \
+Would you like me to connect you with someone from our team?";
+
+/// A handoff was recorded (`handoff{status: pending}`).
+pub const HANDOFF_PENDING: &str = "Of course. I'm connecting you with someone from our team now. \
+They'll see everything you've written here, so you won't need to repeat yourself.";
+
+/// With a team name ("billing team"), once routing picked one.
+pub fn handoff_pending_to(team: &str) -> String {
+    format!(
+        "Of course. I'm connecting you with our {team} now. \
+They'll see everything you've written here, so you won't need to repeat yourself."
+    )
+}
+
+/// A draft answer is waiting for an agent's approval.
+pub const DRAFT_PENDING: &str = "Thanks, I've passed this to our team so a person can check it before anything is done. \
+They'll reply here shortly, and they'll see everything you've written.";

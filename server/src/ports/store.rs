@@ -1,0 +1,586 @@
+//! The `ConversationStore` port: conversations, their ordered events, pending handoffs.
+//!
+//! Designed for Redis as well as memory: every call is keyed by site then conversation, event
+//! ids are assigned by the store (per conversation, from 1, strictly increasing), the visitor
+//! message append is idempotent by `client_message_id`, and [`ConversationStore::subscribe`]
+//! delivers events appended by any instance (Redis pub/sub or streams) in event-id order.
+
+use crate::domain::{
+    Conversation, ConversationStatus, Csat, EmailAddress, EventKind, PendingHandoff, StoredEvent,
+};
+use crate::ids::{
+    AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
+};
+use futures_util::stream::BoxStream;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Errors of a conversation store; each is something a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The conversation (or the answer it refers to) does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The store refuses the call for now (e.g. too many connections).
+    #[error("store is rate-limiting requests")]
+    RateLimited { retry_after: Option<Duration> },
+    /// The store did not answer in time.
+    #[error("store timed out")]
+    Timeout,
+    /// The store cannot be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store rejected the data (corrupt record, wrong type).
+    #[error("store rejected the operation: {0}")]
+    Rejected(String),
+    /// Anything else, with its source.
+    #[error("store error")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What a conversation is created with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConversation {
+    pub site: SiteId,
+    pub id: ConversationId,
+    pub visitor: VisitorId,
+    pub user_id: Option<String>,
+    pub locale: Option<String>,
+    pub page_url: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// The outcome of an idempotent visitor-message append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedMessage {
+    /// The stored message's id (the first append's id for a duplicate).
+    pub message_id: MessageId,
+    /// The stored message's event id (the first append's for a duplicate).
+    pub event_id: EventId,
+    /// True when this `client_message_id` was already stored: nothing was appended.
+    pub duplicate: bool,
+}
+
+/// Events of one conversation as they are appended (by any instance), in event-id order.
+/// A subscriber that falls behind still gets every event (adapters re-read what it missed).
+pub type EventStream = BoxStream<'static, StoredEvent>;
+
+/// Durable conversation state. Every method takes the site (tenant) first.
+#[async_trait::async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Adapter name for logs and `/readyz` (`memory`, `redis`).
+    fn adapter_name(&self) -> &'static str;
+
+    /// Cheap round trip for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates the conversation, or returns the stored one unchanged if it already exists
+    /// (idempotent; status `bot`, `last_event_id` 0 when new).
+    async fn create_conversation(&self, new: NewConversation) -> Result<Conversation, StoreError>;
+
+    /// The conversation's metadata, `None` when it does not exist (or expired).
+    async fn conversation(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<Option<Conversation>, StoreError>;
+
+    /// Ids of a visitor's conversations, oldest first.
+    async fn visitor_conversations(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+    ) -> Result<Vec<ConversationId>, StoreError>;
+
+    /// Sets the status (and `status_changed_at`). `NotFound` if the conversation does not exist.
+    async fn set_status(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        status: ConversationStatus,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Appends a visitor message once per `client_message_id`: the first call stores it with
+    /// `message_id` and a new event id; later calls with the same client id store nothing and
+    /// return the first call's ids with `duplicate = true`. `NotFound` if no conversation.
+    async fn append_visitor_message(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        client_message_id: ClientMessageId,
+        message_id: MessageId,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> Result<AppendedMessage, StoreError>;
+
+    /// Appends an event and returns it with its new event id. `NotFound` if no conversation.
+    /// (Visitor messages go through [`Self::append_visitor_message`].)
+    async fn append_event(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        kind: EventKind,
+        at: OffsetDateTime,
+    ) -> Result<StoredEvent, StoreError>;
+
+    /// Up to `limit` events with id greater than `after`, oldest first (empty for an unknown
+    /// conversation).
+    async fn events_after(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        after: EventId,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Events appended from now on (the conversation need not exist yet).
+    async fn subscribe(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<EventStream, StoreError>;
+
+    /// Records a pending handoff and moves the conversation to `waiting_for_agent`.
+    /// `NotFound` if no conversation.
+    async fn put_pending_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        handoff: PendingHandoff,
+    ) -> Result<(), StoreError>;
+
+    /// The pending handoff, if any.
+    async fn pending_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<Option<PendingHandoff>, StoreError>;
+
+    /// Records (or replaces) the visitor's feedback on an answer. `NotFound` if the
+    /// conversation has no answer with this id.
+    async fn record_feedback(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        answer_id: AnswerId,
+        helpful: bool,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// The recorded feedback on an answer, if any.
+    async fn feedback(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        answer_id: AnswerId,
+    ) -> Result<Option<bool>, StoreError>;
+
+    /// Records (or replaces) the conversation's CSAT. `NotFound` if no conversation.
+    async fn record_csat(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        csat: Csat,
+    ) -> Result<(), StoreError>;
+
+    /// Records the visitor's email for offline follow-up. `NotFound` if no conversation.
+    async fn set_contact(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        email: EmailAddress,
+    ) -> Result<(), StoreError>;
+}
+
+/// The conformance suite every `ConversationStore` adapter passes (run it from the adapter's
+/// tests with a fresh, empty store). Panics with a message naming the broken rule.
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance {
+    use super::*;
+    use crate::domain::{Citation, DecisionKind, HandoffStatus, ReasonCode};
+    use futures_util::StreamExt;
+
+    fn new_conversation(site: &SiteId) -> NewConversation {
+        NewConversation {
+            site: site.clone(),
+            id: ConversationId::generate(),
+            visitor: VisitorId::generate(),
+            user_id: None,
+            locale: Some("en".into()),
+            page_url: None,
+            created_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn answer(answer_id: AnswerId) -> EventKind {
+        EventKind::AssistantAnswer {
+            message_id: MessageId::generate(),
+            answer_id,
+            text: "Tap Forgot password.".into(),
+            sources: vec![Citation {
+                article_id: frontdesk_kb::DocumentId::parse("reset-password").expect("a valid id"),
+                title: "Reset your password".into(),
+                url: Some("/reset-password".into()),
+            }],
+            confidence: 0.9,
+            decision: DecisionKind::Answer,
+            reasons: vec![],
+        }
+    }
+
+    /// Runs every check against `store`.
+    pub async fn run_all(store: &dyn ConversationStore) {
+        creates_idempotently(store).await;
+        appends_visitor_messages_once(store).await;
+        event_ids_increase_and_page(store).await;
+        separates_sites(store).await;
+        subscribers_see_later_events_in_order(store).await;
+        records_handoffs_feedback_csat_contact(store).await;
+        unknown_conversations_are_not_found(store).await;
+    }
+
+    async fn creates_idempotently(store: &dyn ConversationStore) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let new = new_conversation(&site);
+        let first = store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        assert_eq!(first.status, ConversationStatus::Bot);
+        assert_eq!(first.last_event_id, EventId::ZERO);
+        store
+            .set_status(
+                &site,
+                &new.id,
+                ConversationStatus::WithAgent,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .expect("status");
+        let again = store
+            .create_conversation(new.clone())
+            .await
+            .expect("create twice");
+        assert_eq!(
+            again.status,
+            ConversationStatus::WithAgent,
+            "a second create must not reset the conversation"
+        );
+        let listed = store
+            .visitor_conversations(&site, &new.visitor)
+            .await
+            .expect("list");
+        assert_eq!(listed, vec![new.id], "visitor → conversations");
+    }
+
+    async fn appends_visitor_messages_once(store: &dyn ConversationStore) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let new = new_conversation(&site);
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        let client_id = ClientMessageId::generate();
+        let first_id = MessageId::generate();
+        let now = OffsetDateTime::now_utc();
+        let first = store
+            .append_visitor_message(&site, &new.id, client_id, first_id, "hello", now)
+            .await
+            .expect("append");
+        assert_eq!(
+            first,
+            AppendedMessage {
+                message_id: first_id,
+                event_id: EventId(1),
+                duplicate: false
+            }
+        );
+        let second = store
+            .append_visitor_message(
+                &site,
+                &new.id,
+                client_id,
+                MessageId::generate(),
+                "hello",
+                now,
+            )
+            .await
+            .expect("append twice");
+        assert_eq!(
+            second,
+            AppendedMessage {
+                message_id: first_id,
+                event_id: EventId(1),
+                duplicate: true
+            }
+        );
+        let events = store
+            .events_after(&site, &new.id, EventId::ZERO, 100)
+            .await
+            .expect("events");
+        assert_eq!(events.len(), 1, "a duplicate must not be stored");
+        let conversation = store
+            .conversation(&site, &new.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(conversation.last_event_id, EventId(1));
+    }
+
+    async fn event_ids_increase_and_page(store: &dyn ConversationStore) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let new = new_conversation(&site);
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        let now = OffsetDateTime::now_utc();
+        for n in 1..=5u64 {
+            let event = if n % 2 == 1 {
+                let appended = store
+                    .append_visitor_message(
+                        &site,
+                        &new.id,
+                        ClientMessageId::generate(),
+                        MessageId::generate(),
+                        "q",
+                        now,
+                    )
+                    .await
+                    .expect("append");
+                appended.event_id
+            } else {
+                store
+                    .append_event(&site, &new.id, answer(AnswerId::generate()), now)
+                    .await
+                    .expect("append")
+                    .event_id
+            };
+            assert_eq!(
+                event,
+                EventId(n),
+                "event ids are 1, 2, 3, … per conversation"
+            );
+        }
+        let after_two = store
+            .events_after(&site, &new.id, EventId(2), 100)
+            .await
+            .expect("events");
+        assert_eq!(
+            after_two
+                .iter()
+                .map(|e| e.event_id.get())
+                .collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        let limited = store
+            .events_after(&site, &new.id, EventId::ZERO, 2)
+            .await
+            .expect("events");
+        assert_eq!(
+            limited.iter().map(|e| e.event_id.get()).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        let none = store
+            .events_after(&site, &new.id, EventId(5), 100)
+            .await
+            .expect("events");
+        assert!(none.is_empty());
+    }
+
+    async fn separates_sites(store: &dyn ConversationStore) {
+        let site_a = SiteId::parse("conf-a").expect("valid");
+        let site_b = SiteId::parse("conf-b").expect("valid");
+        let new = new_conversation(&site_a);
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        assert!(
+            store
+                .conversation(&site_b, &new.id)
+                .await
+                .expect("get")
+                .is_none(),
+            "sites are separate tenants"
+        );
+        assert!(
+            store
+                .events_after(&site_b, &new.id, EventId::ZERO, 10)
+                .await
+                .expect("events")
+                .is_empty()
+        );
+    }
+
+    async fn subscribers_see_later_events_in_order(store: &dyn ConversationStore) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let new = new_conversation(&site);
+        let mut stream = store
+            .subscribe(&site, &new.id)
+            .await
+            .expect("subscribe before the conversation exists");
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        let now = OffsetDateTime::now_utc();
+        store
+            .append_visitor_message(
+                &site,
+                &new.id,
+                ClientMessageId::generate(),
+                MessageId::generate(),
+                "q",
+                now,
+            )
+            .await
+            .expect("append");
+        for _ in 0..300 {
+            store
+                .append_event(&site, &new.id, answer(AnswerId::generate()), now)
+                .await
+                .expect("append");
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 301 {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+                .await
+                .expect("subscribers get every event, even after falling behind")
+                .expect("stream open");
+            seen.push(next.event_id.get());
+        }
+        assert_eq!(
+            seen,
+            (1..=301).collect::<Vec<_>>(),
+            "in order, none missed, none repeated"
+        );
+    }
+
+    async fn records_handoffs_feedback_csat_contact(store: &dyn ConversationStore) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let new = new_conversation(&site);
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        let now = OffsetDateTime::now_utc();
+        assert!(
+            store
+                .pending_handoff(&site, &new.id)
+                .await
+                .expect("get")
+                .is_none()
+        );
+        let event = store
+            .append_event(
+                &site,
+                &new.id,
+                EventKind::Handoff {
+                    message_id: MessageId::generate(),
+                    status: HandoffStatus::Pending,
+                    team: None,
+                    message: "Connecting you".into(),
+                    reasons: vec![ReasonCode::RequestedHuman],
+                },
+                now,
+            )
+            .await
+            .expect("append");
+        let handoff = PendingHandoff {
+            reasons: vec![ReasonCode::RequestedHuman],
+            event_id: event.event_id,
+            requested_at: now,
+            draft: None,
+        };
+        store
+            .put_pending_handoff(&site, &new.id, handoff.clone())
+            .await
+            .expect("put");
+        assert_eq!(
+            store.pending_handoff(&site, &new.id).await.expect("get"),
+            Some(handoff)
+        );
+        let conversation = store
+            .conversation(&site, &new.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(conversation.status, ConversationStatus::WaitingForAgent);
+
+        let answer_id = AnswerId::generate();
+        store
+            .append_event(&site, &new.id, answer(answer_id), now)
+            .await
+            .expect("append");
+        store
+            .record_feedback(&site, &new.id, answer_id, false, now)
+            .await
+            .expect("feedback");
+        store
+            .record_feedback(&site, &new.id, answer_id, true, now)
+            .await
+            .expect("feedback replaced");
+        assert_eq!(
+            store
+                .feedback(&site, &new.id, answer_id)
+                .await
+                .expect("get"),
+            Some(true)
+        );
+        let unknown = store
+            .record_feedback(&site, &new.id, AnswerId::generate(), true, now)
+            .await;
+        assert!(
+            matches!(unknown, Err(StoreError::NotFound(_))),
+            "feedback on an unknown answer: {unknown:?}"
+        );
+
+        let csat = Csat {
+            rating: crate::domain::CsatRating::new(4).expect("valid"),
+            comment: Some("quick".into()),
+        };
+        store
+            .record_csat(&site, &new.id, csat.clone())
+            .await
+            .expect("csat");
+        let email = EmailAddress::parse("ada@example.com").expect("valid");
+        store
+            .set_contact(&site, &new.id, email.clone())
+            .await
+            .expect("contact");
+        let conversation = store
+            .conversation(&site, &new.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(conversation.csat, Some(csat));
+        assert_eq!(conversation.contact_email, Some(email));
+    }
+
+    async fn unknown_conversations_are_not_found(store: &dyn ConversationStore) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let id = ConversationId::generate();
+        let now = OffsetDateTime::now_utc();
+        let append = store
+            .append_visitor_message(
+                &site,
+                &id,
+                ClientMessageId::generate(),
+                MessageId::generate(),
+                "q",
+                now,
+            )
+            .await;
+        assert!(matches!(append, Err(StoreError::NotFound(_))), "{append:?}");
+        let event = store
+            .append_event(&site, &id, answer(AnswerId::generate()), now)
+            .await;
+        assert!(matches!(event, Err(StoreError::NotFound(_))), "{event:?}");
+        let status = store
+            .set_status(&site, &id, ConversationStatus::Closed, now)
+            .await;
+        assert!(matches!(status, Err(StoreError::NotFound(_))), "{status:?}");
+    }
+}

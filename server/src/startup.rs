@@ -1,0 +1,392 @@
+//! Start-up: picks an adapter for each port from the settings (refusing, with a clear message,
+//! a configured adapter this build does not have yet), opens and fills the knowledge base,
+//! binds the listener and runs the server until shutdown.
+
+use crate::adapters::kb_retriever::KbRetriever;
+use crate::adapters::memory_store::MemoryStore;
+use crate::api::{self, AppState};
+use crate::config::{
+    EmbedderKind, HelpdeskSettings, KbBackend, LlmProvider, Settings, StoreBackend,
+};
+use crate::engine::extractive::ExtractiveGenerator;
+use crate::engine::{Engine, Ports};
+use actix_web::{App, HttpServer, web};
+use frontdesk_kb::embed::{EmbedError, SharedEmbedder};
+use frontdesk_kb::index::{KbError, KnowledgeBase};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// How often background maintenance runs (closed-conversation expiry, rate-limiter cleanup).
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+
+/// Why the server cannot start; each message names the setting or path and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A configured adapter that this build does not have yet.
+    #[error("{setting}: {adapter} is not available in this build yet; {fix}")]
+    NotBuilt {
+        setting: &'static str,
+        adapter: &'static str,
+        fix: &'static str,
+    },
+    /// `kb.path` (or the demo help center) is missing.
+    #[error("{0}")]
+    MissingKnowledgeBase(String),
+    /// The knowledge base could not be opened or filled.
+    #[error("knowledge base in {data_dir}: {source}")]
+    KnowledgeBase { data_dir: PathBuf, source: KbError },
+    /// The embedder could not be built.
+    #[error("embedder: {0}")]
+    Embedder(#[source] EmbedError),
+    /// The listener could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source} (is another server using this port? set server.port)"
+    )]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Refuses settings that select an adapter this build does not have (never silently ignored).
+pub fn check_adapters(settings: &Settings) -> Result<(), StartupError> {
+    if let StoreBackend::Redis { .. } = settings.store.backend {
+        return Err(StartupError::NotBuilt {
+            setting: "store.redis_url",
+            adapter: "the Redis conversation store",
+            fix: "unset store.redis_url to use the in-memory store (single instance)",
+        });
+    }
+    if settings.kb.backend == KbBackend::Meilisearch {
+        return Err(StartupError::NotBuilt {
+            setting: "kb.backend = \"meilisearch\"",
+            adapter: "the Meilisearch retriever",
+            fix: "use kb.backend = \"embedded\"",
+        });
+    }
+    match settings.llm.provider {
+        LlmProvider::None => {}
+        LlmProvider::OpenAi { .. } => {
+            return Err(StartupError::NotBuilt {
+                setting: "llm.provider = \"openai\"",
+                adapter: "the OpenAI-compatible LLM answer generator",
+                fix: "use llm.provider = \"none\" (extractive answers)",
+            });
+        }
+        LlmProvider::Azure { .. } => {
+            return Err(StartupError::NotBuilt {
+                setting: "llm.provider = \"azure\"",
+                adapter: "the Azure OpenAI answer generator",
+                fix: "use llm.provider = \"none\" (extractive answers)",
+            });
+        }
+    }
+    let helpdesk = match settings.helpdesk {
+        HelpdeskSettings::Inbox => None,
+        HelpdeskSettings::Zendesk { .. } => Some((
+            "helpdesk.kind = \"zendesk\"",
+            "the Zendesk helpdesk adapter",
+        )),
+        HelpdeskSettings::Freshdesk { .. } => Some((
+            "helpdesk.kind = \"freshdesk\"",
+            "the Freshdesk helpdesk adapter",
+        )),
+        HelpdeskSettings::Intercom { .. } => Some((
+            "helpdesk.kind = \"intercom\"",
+            "the Intercom helpdesk adapter",
+        )),
+    };
+    if let Some((setting, adapter)) = helpdesk {
+        return Err(StartupError::NotBuilt {
+            setting,
+            adapter,
+            fix: "use helpdesk.kind = \"inbox\" (the built-in inbox)",
+        });
+    }
+    Ok(())
+}
+
+/// The embedder `[embedder]` selects: `None` (keyword-only search, with one warning) for
+/// `kind = "none"` or when the local model is missing.
+pub fn build_embedder(settings: &Settings) -> Result<Option<SharedEmbedder>, StartupError> {
+    let max_tokens = settings.embedder.max_tokens.get();
+    match &settings.embedder.kind {
+        EmbedderKind::Local { model_dir } => {
+            match frontdesk_kb::embed::minilm::MiniLmEmbedder::load(model_dir, max_tokens) {
+                Ok(embedder) => Ok(Some(Arc::new(embedder))),
+                Err(EmbedError::ModelUnavailable(message)) => {
+                    warn!(embedder.model_dir = %model_dir.display(), "local embedding model unavailable ({message}); search is keyword-only");
+                    Ok(None)
+                }
+                Err(err) => Err(StartupError::Embedder(err)),
+            }
+        }
+        EmbedderKind::OpenAi {
+            base_url,
+            api_key,
+            model,
+            dimensions,
+        } => {
+            let key = api_key.as_ref().map_or("", |k| k.expose());
+            let embedder = frontdesk_kb::embed::openai::OpenAiEmbedder::new(
+                base_url.as_str(),
+                key,
+                model,
+                dimensions.get(),
+                max_tokens,
+            )
+            .map_err(StartupError::Embedder)?;
+            Ok(Some(Arc::new(embedder)))
+        }
+        EmbedderKind::None => {
+            warn!("embedder.kind = \"none\": search is keyword-only");
+            Ok(None)
+        }
+    }
+}
+
+/// Opens the knowledge base of `kb.data_dir` with the configured embedder and fusion.
+/// `writable` takes the index writer (one process at a time).
+pub fn open_knowledge_base(
+    settings: &Settings,
+    writable: bool,
+) -> Result<KnowledgeBase, StartupError> {
+    let embedder = build_embedder(settings)?;
+    let fusion = frontdesk_kb::fusion::FusionParams {
+        semantic_ratio: settings.kb.semantic_ratio,
+        ..Default::default()
+    };
+    let kb_settings = frontdesk_kb::index::KbSettings {
+        data_dir: settings.kb.data_dir.clone(),
+        writable,
+        fusion,
+    };
+    KnowledgeBase::open(kb_settings, embedder).map_err(|source| StartupError::KnowledgeBase {
+        data_dir: settings.kb.data_dir.clone(),
+        source,
+    })
+}
+
+/// Opens the knowledge base and ingests `kb.path` (or the demo help center) for every site.
+/// Blocking: run it on a blocking thread.
+pub fn prepare_knowledge_base(settings: &Settings) -> Result<KnowledgeBase, StartupError> {
+    let source = settings.kb.source.path();
+    if !source.exists() {
+        let message = if settings.kb.source.is_demo() {
+            format!(
+                "the demo help center was not found at {} (it ships in the repository's kb/demo); set kb.path to your help center",
+                source.display()
+            )
+        } else {
+            format!("kb.path {} does not exist", source.display())
+        };
+        return Err(StartupError::MissingKnowledgeBase(message));
+    }
+    let kb = open_knowledge_base(settings, true)?;
+    for site in &settings.sites {
+        let report = kb
+            .ingest_path(
+                source,
+                site.id.as_str(),
+                &frontdesk_kb::ingest::LoadOptions::default(),
+            )
+            .map_err(|source| StartupError::KnowledgeBase {
+                data_dir: settings.kb.data_dir.clone(),
+                source,
+            })?;
+        info!(
+            site.id = %site.id,
+            kb.source = %report.source,
+            kb.documents_added = report.documents_added,
+            kb.documents_updated = report.documents_updated,
+            kb.documents_unchanged = report.documents_unchanged,
+            kb.documents_deleted = report.documents_deleted,
+            kb.texts_embedded = report.texts_embedded,
+            kb.n_problems = report.problems.len(),
+            "knowledge base ingested"
+        );
+        // A few in full at warn level, the rest at debug: one bad file must not flood the log.
+        for (index, problem) in report.problems.iter().enumerate() {
+            if index < 3 {
+                warn!(path = %problem.path.display(), line = problem.line, kind = ?problem.kind, "ingestion problem: {}", problem.message);
+            } else {
+                tracing::debug!(path = %problem.path.display(), line = problem.line, kind = ?problem.kind, "ingestion problem: {}", problem.message);
+            }
+        }
+        if report.problems.len() > 3 {
+            warn!(
+                kb.n_problems = report.problems.len(),
+                "more ingestion problems at debug level (RUST_LOG=debug)"
+            );
+        }
+    }
+    Ok(kb)
+}
+
+/// Builds every port from the settings (after [`check_adapters`]). Ingests the knowledge base.
+pub async fn build_ports(settings: &Settings) -> Result<Ports, StartupError> {
+    check_adapters(settings)?;
+    let store = MemoryStore::new(settings.store.closed_ttl);
+    let kb_settings = settings.clone();
+    let kb = tokio::task::spawn_blocking(move || prepare_knowledge_base(&kb_settings))
+        .await
+        .map_err(|join| {
+            StartupError::Other(format!("knowledge base preparation panicked: {join}"))
+        })??;
+    let sweeper = store.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(MAINTENANCE_EVERY);
+        loop {
+            every.tick().await;
+            let n_expired = sweeper.purge_expired(time::OffsetDateTime::now_utc());
+            if n_expired > 0 {
+                info!(store.n_expired = n_expired, "expired closed conversations");
+            }
+        }
+    });
+    Ok(Ports {
+        store: Arc::new(store),
+        retriever: Arc::new(KbRetriever::new(Arc::new(kb), "embedded")),
+        generator: Arc::new(ExtractiveGenerator::new()),
+    })
+}
+
+/// Stops a running [`Application`] gracefully.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    /// Starts the graceful shutdown: no new connections; sockets let their in-flight answer
+    /// finish (up to `server.shutdown_grace`) and close with 1001.
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    server: actix_web::dev::Server,
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    demo_site_key: String,
+    engine: Arc<Engine>,
+}
+
+impl Application {
+    /// Builds the ports from `settings` and binds the server.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let ports = build_ports(&settings).await?;
+        Self::build_with_ports(settings, ports)
+    }
+
+    /// Binds the server over the given ports (tests plug their own adapters here).
+    /// Must run inside a tokio runtime (it spawns the maintenance task).
+    pub fn build_with_ports(settings: Settings, ports: Ports) -> Result<Self, StartupError> {
+        let engine = Arc::new(Engine::new(&settings, ports));
+        let shutdown = CancellationToken::new();
+        let demo_site_key = settings
+            .sites
+            .iter()
+            .find(|site| site.id.as_str() == "demo")
+            .or_else(|| settings.sites.first())
+            .map(|site| site.public_key.clone())
+            .unwrap_or_default();
+        let addr = SocketAddr::new(settings.server.bind, settings.server.port);
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let state = web::Data::new(AppState {
+            engine: Arc::clone(&engine),
+            ws: settings.ws.clone(),
+            shutdown: shutdown.clone(),
+            trusted_proxies: settings.server.trusted_proxies.clone(),
+            demo_site_key: demo_site_key.clone(),
+        });
+        let grace_secs = settings.server.shutdown_grace.as_secs_f64().ceil() as u64;
+        let server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
+                .disable_signals()
+                .shutdown_timeout(grace_secs)
+                .listen(listener)
+                .map_err(|source| StartupError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?
+                .run();
+        let maintenance_engine = Arc::clone(&engine);
+        let maintenance_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(MAINTENANCE_EVERY);
+            loop {
+                tokio::select! {
+                    () = maintenance_stop.cancelled() => break,
+                    _ = every.tick() => maintenance_engine.forget_idle_visitors(),
+                }
+            }
+        });
+        Ok(Self {
+            server,
+            local_addr,
+            shutdown,
+            demo_site_key,
+            engine,
+        })
+    }
+
+    /// The bound address (the real port when `server.port = 0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://host:port/` for a browser (`127.0.0.1` when bound to every interface).
+    pub fn url(&self) -> String {
+        let ip = self.local_addr.ip();
+        let host = if ip.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            ip.to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        format!("http://{host}:{}/", self.local_addr.port())
+    }
+
+    /// The public key of the demo page's site.
+    pub fn demo_site_key(&self) -> &str {
+        &self.demo_site_key
+    }
+
+    /// The engine (tests and tools drive turns through it directly).
+    pub fn engine(&self) -> Arc<Engine> {
+        Arc::clone(&self.engine)
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// Serves until [`ShutdownHandle::shutdown`], then stops gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
