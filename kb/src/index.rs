@@ -698,6 +698,13 @@ pub struct ArticleCandidate {
     chunks: Vec<ChunkCandidate>,
 }
 
+impl ArticleCandidate {
+    /// Per-chunk `(bm25, cosine)` of the article's candidate chunks (for tuning and analysis).
+    pub fn chunk_scores(&self) -> Vec<(f32, f32)> {
+        self.chunks.iter().map(|c| (c.keyword_raw, c.semantic)).collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct ChunkCandidate {
     position: u32,
@@ -726,4 +733,76 @@ fn document_fingerprint(document: &Document) -> String {
         "{}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}\u{1f}{}\u{1f}{kind}",
         document.title, document.description, document.url, document.tags, document.internal
     ))
+}
+
+/// Fingerprint of a corpus folder: SHA-256 over every file's relative path and bytes, in
+/// path order. Used to cache evaluation indexes by (corpus, model, chunker).
+pub fn corpus_fingerprint(root: &Path) -> Result<String, KbError> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    for path in files {
+        let bytes = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+        hasher.update(path.strip_prefix(root).unwrap_or(&path).to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Opens the knowledge base of `corpus` cached under `cache_root/{hash}` where the hash
+/// covers the corpus bytes, the embedder's model id and [`STATE_VERSION`]; builds it first
+/// when absent (ingesting `corpus` for `site`). Concurrent callers are serialised by a lock
+/// file, so one test run builds the index once and the others open a read-only handle.
+pub fn open_cached(
+    corpus: &Path,
+    site: &str,
+    cache_root: &Path,
+    embedder: Option<SharedEmbedder>,
+    fusion: FusionParams,
+) -> Result<KnowledgeBase, KbError> {
+    let model_id = embedder.as_ref().map_or("none".to_string(), |e| e.model_id().to_string());
+    let fingerprint = content_hash(&format!(
+        "{}\u{1f}{model_id}\u{1f}{STATE_VERSION}\u{1f}{site}",
+        corpus_fingerprint(corpus)?
+    ));
+    let dir = cache_root.join(&fingerprint[..16]);
+    let done = dir.join("complete");
+    std::fs::create_dir_all(cache_root).map_err(|e| io_error(cache_root, e))?;
+    if !done.exists() {
+        let lock_path = cache_root.join(format!("{}.lock", &fingerprint[..16]));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_error(&lock_path, e))?;
+        lock.lock().map_err(|e| io_error(&lock_path, e))?;
+        if !done.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+            let kb = KnowledgeBase::open(
+                KbSettings { data_dir: dir.clone(), writable: true, fusion },
+                embedder.clone(),
+            )?;
+            let report = kb.ingest_path(corpus, site, &LoadOptions::default())?;
+            tracing::info!(
+                chunks = report.chunks_added,
+                embedded = report.texts_embedded,
+                "built the cached index of {}",
+                corpus.display()
+            );
+            drop(kb);
+            std::fs::write(&done, fingerprint.as_bytes()).map_err(|e| io_error(&done, e))?;
+        }
+        drop(lock);
+    }
+    KnowledgeBase::open(KbSettings { data_dir: dir, writable: false, fusion }, embedder)
 }

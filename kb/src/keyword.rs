@@ -31,6 +31,8 @@ pub enum KeywordError {
     Locked(String),
     #[error("keyword index: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
+    #[error("keyword index {0}: {1}")]
+    Io(String, #[source] std::io::Error),
     #[error("keyword index was opened read-only")]
     ReadOnly,
 }
@@ -68,7 +70,6 @@ pub struct KeywordFilter<'a> {
 
 /// The BM25 index. Readers are lock-free; one writer per index directory (tantivy's lock).
 pub struct KeywordIndex {
-    index: Index,
     reader: IndexReader,
     writer: Option<Mutex<IndexWriter>>,
     fields: Fields,
@@ -116,8 +117,7 @@ impl KeywordIndex {
     /// Opens (or creates) the index in `dir`. With `writable`, takes the directory's writer
     /// lock and fails with [`KeywordError::Locked`] when another process holds it.
     pub fn open(dir: &Path, writable: bool) -> Result<Self, KeywordError> {
-        std::fs::create_dir_all(dir).map_err(|e| tantivy::TantivyError::from(std::sync::Arc::new(e)))
-            .map_err(KeywordError::Tantivy)?;
+        std::fs::create_dir_all(dir).map_err(|e| KeywordError::Io(dir.display().to_string(), e))?;
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| KeywordError::Tantivy(tantivy::TantivyError::from(e)))?;
@@ -147,7 +147,7 @@ impl KeywordIndex {
             None
         };
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { index, reader, writer, fields, stem, exact })
+        Ok(Self { reader, writer, fields, stem, exact })
     }
 
     fn with_writer<T>(

@@ -3,7 +3,7 @@
 //! [`EmbeddingCache`] keeps the vectors already computed for one embedder configuration, keyed by
 //! the content hash of the embedded text, so that re-ingesting an unchanged knowledge base makes
 //! no embedder call. It lives in one file per model id,
-//! `{dir}/embeddings-{sanitised model id}.bin` (bincode 1, see [`CacheFile`]), replaced
+//! `{dir}/embeddings-{sanitised model id}.bin` (bincode 1, varint encoding), replaced
 //! atomically (temporary file in the same folder, then rename) on [`EmbeddingCache::save`].
 //!
 //! [`CountingEmbedder`] wraps any [`SharedEmbedder`] and counts calls and texts, which is how
@@ -14,6 +14,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bincode::Options;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -43,7 +44,7 @@ pub enum CacheError {
     },
 }
 
-/// On-disk layout (bincode 1, default options).
+/// On-disk layout (bincode 1, `DefaultOptions`: varint integers, little-endian).
 #[derive(Debug, Serialize, Deserialize)]
 struct CacheFile {
     format_version: u32,
@@ -132,7 +133,7 @@ impl EmbeddingCache {
             entries: std::mem::take(&mut self.entries),
         };
         let mut writer = BufWriter::new(temp.as_file());
-        let encoded = bincode::serialize_into(&mut writer, &file);
+        let encoded = bincode_options().serialize_into(&mut writer, &file);
         // Put the entries back before any early return, so a failed save loses nothing.
         self.entries = file.entries;
         encoded.map_err(|source| CacheError::Encode {
@@ -195,8 +196,19 @@ fn cache_file_name(model_id: &str) -> String {
     format!("embeddings-{sanitised}.bin")
 }
 
+/// The bincode configuration used for both writing and reading the cache file.
+fn bincode_options() -> impl bincode::Options {
+    bincode::DefaultOptions::new()
+}
+
 fn read_entries(path: &Path, file: std::fs::File, model_id: &str) -> HashMap<String, Vec<f32>> {
-    match bincode::deserialize_from::<_, CacheFile>(BufReader::new(file)) {
+    // A corrupt length prefix could otherwise ask for an allocation of exabytes: no value in a
+    // well-formed file is longer than the file itself.
+    let limit = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    let decoded: Result<CacheFile, _> = bincode_options()
+        .with_limit(limit)
+        .deserialize_from(BufReader::new(file));
+    match decoded {
         Ok(cache) if cache.format_version == FORMAT_VERSION && cache.model_id == model_id => {
             cache.entries
         }
@@ -303,7 +315,8 @@ mod tests {
             Ok(texts
                 .iter()
                 .map(|text| {
-                    let mut vector = vec![text.len() as f32, text.split_whitespace().count() as f32];
+                    let mut vector =
+                        vec![text.len() as f32, text.split_whitespace().count() as f32];
                     super::super::l2_normalize(&mut vector);
                     vector
                 })
@@ -320,8 +333,14 @@ mod tests {
     #[test]
     fn file_name_is_sanitised_model_id() {
         let cases = [
-            ("all-minilm-l6-v2/mean/256", "embeddings-all-minilm-l6-v2_mean_256.bin"),
-            ("openai/text-embedding-3-small/1536", "embeddings-openai_text-embedding-3-small_1536.bin"),
+            (
+                "all-minilm-l6-v2/mean/256",
+                "embeddings-all-minilm-l6-v2_mean_256.bin",
+            ),
+            (
+                "openai/text-embedding-3-small/1536",
+                "embeddings-openai_text-embedding-3-small_1536.bin",
+            ),
             ("a b:c\\d", "embeddings-a_b_c_d.bin"),
             ("v1.5_x", "embeddings-v1.5_x.bin"),
         ];
@@ -389,7 +408,8 @@ mod tests {
         let other = EmbeddingCache::open(dir.path(), "all-minilm-l6-v2/mean/128").expect("open");
         assert!(other.is_empty());
         // A model id that sanitises to the same file name: the stored id tells them apart.
-        let colliding = EmbeddingCache::open(dir.path(), "all-minilm-l6-v2:mean:256").expect("open");
+        let colliding =
+            EmbeddingCache::open(dir.path(), "all-minilm-l6-v2:mean:256").expect("open");
         assert_eq!(colliding.path(), minilm.path());
         assert!(colliding.is_empty());
     }
@@ -416,7 +436,13 @@ mod tests {
         cache.save().expect("save again");
         let names: Vec<String> = std::fs::read_dir(dir.path().join("nested"))
             .expect("read dir")
-            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         assert_eq!(names, ["embeddings-all-minilm-l6-v2_mean_256.bin"]);
     }
@@ -426,7 +452,12 @@ mod tests {
         let counting = CountingEmbedder::new(Arc::new(LengthEmbedder));
         assert_eq!((counting.n_calls(), counting.n_texts_embedded()), (0, 0));
         let vectors = counting.embed_batch(&["one two", "three"]).expect("embed");
-        assert_eq!(vectors, LengthEmbedder.embed_batch(&["one two", "three"]).expect("embed"));
+        assert_eq!(
+            vectors,
+            LengthEmbedder
+                .embed_batch(&["one two", "three"])
+                .expect("embed")
+        );
         counting.embed_batch(&[]).expect("embed nothing");
         assert_eq!((counting.n_calls(), counting.n_texts_embedded()), (2, 2));
         assert_eq!(counting.model_id(), "length/2");

@@ -23,23 +23,24 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
+use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::{EmbedError, Embedder, l2_normalize};
 
-/// Texts per forward pass. Texts are sorted by length before being cut into sub-batches, so
-/// each sub-batch pads little; 32 keeps the activations of a 256-token sub-batch around
-/// 32 × 12 heads × 256² × 4 bytes ≈ 100 MB for the attention scores.
-const SUB_BATCH_SIZE: usize = 32;
+/// Default texts per forward pass ([`MiniLmEmbedder::with_sub_batch_size`]). Texts are sorted
+/// by length before being cut into sub-batches, so each sub-batch pads little; 32 keeps the
+/// attention scores of a 256-token sub-batch at 32 × 12 heads × 256² × 4 bytes ≈ 100 MB.
+pub const DEFAULT_SUB_BATCH_SIZE: usize = 32;
 
 /// The files `scripts/fetch-models` puts in the model folder.
 const MODEL_FILES: [&str; 3] = ["model.safetensors", "config.json", "tokenizer.json"];
 
 /// all-MiniLM-L6-v2 on candle's CPU backend.
 ///
-/// `Send + Sync`: the encoder's weights are immutable tensors and the forward pass takes
-/// `&self`, so concurrent `embed_batch` calls run side by side (each uses candle's own
-/// rayon-parallel matrix multiplications).
+/// `Send + Sync` without a lock: the encoder's weights are immutable tensors and the forward
+/// pass takes `&self`, so concurrent `embed_batch` calls run side by side. All the parallel work
+/// (sub-batches, candle's matrix products, batch tokenisation) runs on rayon's global pool.
 pub struct MiniLmEmbedder {
     model: BertModel,
     /// Truncates at `max_tokens`, never pads: what the model sees.
@@ -51,6 +52,7 @@ pub struct MiniLmEmbedder {
     max_tokens: usize,
     dimensions: usize,
     pad_token_id: u32,
+    sub_batch_size: usize,
 }
 
 impl std::fmt::Debug for MiniLmEmbedder {
@@ -81,8 +83,9 @@ impl MiniLmEmbedder {
         let config_path = model_dir.join("config.json");
         let config_text = std::fs::read_to_string(&config_path)
             .map_err(|error| unavailable(&config_path, &format!("is unreadable ({error})")))?;
-        let config: Config = serde_json::from_str(&config_text)
-            .map_err(|error| unavailable(&config_path, &format!("is not a BERT config ({error})")))?;
+        let config: Config = serde_json::from_str(&config_text).map_err(|error| {
+            unavailable(&config_path, &format!("is not a BERT config ({error})"))
+        })?;
         // [CLS] and [SEP] take two positions; a window without room for one word piece is a
         // configuration mistake.
         if max_tokens < 3 || max_tokens > config.max_position_embeddings {
@@ -101,7 +104,10 @@ impl MiniLmEmbedder {
             .map_err(|error| unavailable(&weights_path, &format!("is unreadable ({error})")))?;
         let var_builder = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = BertModel::load(var_builder, &config).map_err(|error| {
-            unavailable(&weights_path, &format!("does not hold a BERT model ({error})"))
+            unavailable(
+                &weights_path,
+                &format!("does not hold a BERT model ({error})"),
+            )
         })?;
 
         let tokenizer_path = model_dir.join("tokenizer.json");
@@ -136,7 +142,15 @@ impl MiniLmEmbedder {
             max_tokens,
             dimensions: config.hidden_size,
             pad_token_id,
+            sub_batch_size: DEFAULT_SUB_BATCH_SIZE,
         })
+    }
+
+    /// Sets how many texts go through the encoder together (at least 1; default
+    /// [`DEFAULT_SUB_BATCH_SIZE`]). Larger sub-batches make bigger matrix products but pad more.
+    pub fn with_sub_batch_size(mut self, sub_batch_size: usize) -> Self {
+        self.sub_batch_size = sub_batch_size.max(1);
+        self
     }
 
     /// Runs one padded sub-batch through the encoder; returns one L2-normalised vector per
@@ -146,7 +160,11 @@ impl MiniLmEmbedder {
         encodings: &[&tokenizers::Encoding],
     ) -> Result<Vec<Vec<f32>>, candle_core::Error> {
         let n_texts = encodings.len();
-        let max_len = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let max_len = encodings
+            .iter()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0);
         let mut ids = Vec::with_capacity(n_texts * max_len);
         let mut type_ids = Vec::with_capacity(n_texts * max_len);
         let mut mask = Vec::with_capacity(n_texts * max_len);
@@ -186,7 +204,7 @@ impl Embedder for MiniLmEmbedder {
     }
 
     /// Tokenises all texts (in parallel), sorts them by length, runs sub-batches of
-    /// [`SUB_BATCH_SIZE`] and returns the vectors in input order. Texts longer than
+    /// `sub_batch_size` and returns the vectors in input order. Texts longer than
     /// `max_tokens` are truncated (the chunker keeps chunks inside the window).
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
@@ -200,12 +218,20 @@ impl Embedder for MiniLmEmbedder {
         order.sort_by_key(|&index| encodings[index].get_ids().len());
 
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for indices in order.chunks(SUB_BATCH_SIZE) {
+        let chunks: Vec<&[usize]> = order.chunks(self.sub_batch_size).collect();
+        let run = |indices: &&[usize]| {
             let sub_batch: Vec<&tokenizers::Encoding> =
                 indices.iter().map(|&index| &encodings[index]).collect();
-            let sub_vectors = self
-                .embed_sub_batch(&sub_batch)
-                .map_err(|error| EmbedError::Other(Box::new(error)))?;
+            self.embed_sub_batch(&sub_batch)
+        };
+        // Sub-batches run on rayon's global pool. candle parallelises only its matrix
+        // products (on the same pool); its element-wise ops (GELU, softmax, layer norm, strided
+        // copies: about half the time) are single-threaded, so running sub-batches side by side
+        // is what keeps every core busy during a large ingestion.
+        let results: Vec<Result<Vec<Vec<f32>>, candle_core::Error>> =
+            chunks.par_iter().map(run).collect();
+        for (indices, sub_vectors) in chunks.iter().zip(results) {
+            let sub_vectors = sub_vectors.map_err(|error| EmbedError::Other(Box::new(error)))?;
             for (&index, vector) in indices.iter().zip(sub_vectors) {
                 vectors[index] = vector;
             }
@@ -257,7 +283,10 @@ mod tests {
         let EmbedError::ModelUnavailable(message) = &error else {
             panic!("expected ModelUnavailable, got {error:?}");
         };
-        assert!(message.contains(&missing.display().to_string()), "{message}");
+        assert!(
+            message.contains(&missing.display().to_string()),
+            "{message}"
+        );
         assert!(message.contains("scripts/fetch-models"), "{message}");
     }
 
