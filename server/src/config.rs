@@ -1453,7 +1453,9 @@ mod tests {
 
     #[test]
     fn bad_keys_and_values_name_the_key() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        // (TOML layer, environment, text the error must contain)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
             ("[server]\nprot = 1\n", &[], "prot"),
             ("[server]\nport = 70000\n", &[], "server.port"),
             ("[ws]\nheartbeat = \"soon\"\n", &[], "ws.heartbeat"),
