@@ -24,7 +24,12 @@ pub struct ConfidenceFeatures {
 
 impl ConfidenceFeatures {
     fn as_row(&self) -> [f64; 4] {
-        [1.0, f64::from(self.top_fused), f64::from(self.margin), f64::from(self.agreement)]
+        [
+            1.0,
+            f64::from(self.top_fused),
+            f64::from(self.margin),
+            f64::from(self.agreement),
+        ]
     }
 }
 
@@ -55,23 +60,35 @@ impl ConfidenceModel {
 
     /// Probability in 0..1.
     pub fn predict(&self, features: &ConfidenceFeatures) -> f32 {
-        let z: f64 = self.weights.iter().zip(features.as_row()).map(|(w, x)| w * x).sum();
+        let z: f64 = self
+            .weights
+            .iter()
+            .zip(features.as_row())
+            .map(|(w, x)| w * x)
+            .sum();
         sigmoid(z) as f32
     }
 
     /// Fits the weights by Newton–Raphson (iteratively reweighted least squares) on the
     /// log-likelihood with a small L2 penalty `lambda` on the non-bias weights, which keeps
     /// the fit finite on separable data. `labels[i]` is 1 when example `i` is positive.
-    pub fn fit(backend: &str, examples: &[ConfidenceFeatures], labels: &[bool], lambda: f64) -> Self {
+    /// `weights[i]` is example `i`'s sample weight (e.g. to set the class prior).
+    pub fn fit(
+        backend: &str,
+        examples: &[ConfidenceFeatures],
+        labels: &[bool],
+        sample_weights: &[f64],
+        lambda: f64,
+    ) -> Self {
         let rows: Vec<[f64; 4]> = examples.iter().map(ConfidenceFeatures::as_row).collect();
         let mut w = [0.0f64; 4];
         for _ in 0..100 {
             let mut gradient = [0.0f64; 4];
             let mut hessian = [[0.0f64; 4]; 4];
-            for (x, &y) in rows.iter().zip(labels) {
+            for ((x, &y), &weight) in rows.iter().zip(labels).zip(sample_weights) {
                 let p = sigmoid(dot4(&w, x));
-                let residual = p - f64::from(u8::from(y));
-                let curvature = (p * (1.0 - p)).max(1e-9);
+                let residual = weight * (p - f64::from(u8::from(y)));
+                let curvature = weight * (p * (1.0 - p)).max(1e-9);
                 for i in 0..4 {
                     gradient[i] += residual * x[i];
                     for j in 0..4 {
@@ -84,7 +101,9 @@ impl ConfidenceModel {
                 hessian[i][i] += lambda;
             }
             hessian[0][0] += 1e-9;
-            let Some(step) = solve4(hessian, gradient) else { break };
+            let Some(step) = solve4(hessian, gradient) else {
+                break;
+            };
             let mut change = 0.0f64;
             for i in 0..4 {
                 w[i] -= step[i];
@@ -94,7 +113,11 @@ impl ConfidenceModel {
                 break;
             }
         }
-        Self { backend: backend.to_string(), weights: w, fitted_on: String::new() }
+        Self {
+            backend: backend.to_string(),
+            weights: w,
+            fitted_on: String::new(),
+        }
     }
 }
 
@@ -145,27 +168,38 @@ pub struct ReliabilityBin {
 }
 
 /// Reliability table over `n_bins` equal-width bins and the expected calibration error
-/// `ECE = Σ_b (n_b / N) · |observed_b − mean_predicted_b|` (Naeini, Cooper & Hauskrecht,
-/// AAAI 2015). Empty bins are listed with `n = 0` and do not contribute.
-pub fn reliability(predicted: &[f32], labels: &[bool], n_bins: usize) -> (Vec<ReliabilityBin>, f64) {
+/// `ECE = Σ_b (w_b / W) · |observed_b − mean_predicted_b|` (Naeini, Cooper & Hauskrecht,
+/// AAAI 2015), with per-example `sample_weights` (all 1 for the plain definition; `n` counts
+/// examples, means and ECE use the weights). Empty bins are listed with `n = 0`.
+pub fn reliability(
+    predicted: &[f32],
+    labels: &[bool],
+    sample_weights: &[f64],
+    n_bins: usize,
+) -> (Vec<ReliabilityBin>, f64) {
     let n_bins = n_bins.max(1);
-    let mut sums = vec![(0usize, 0.0f64, 0usize); n_bins];
-    for (&p, &y) in predicted.iter().zip(labels) {
+    // (count, weight, weighted sum of p, weighted positives)
+    let mut sums = vec![(0usize, 0.0f64, 0.0f64, 0.0f64); n_bins];
+    for ((&p, &y), &weight) in predicted.iter().zip(labels).zip(sample_weights) {
         let p = f64::from(p).clamp(0.0, 1.0);
         let bin = ((p * n_bins as f64) as usize).min(n_bins - 1);
         sums[bin].0 += 1;
-        sums[bin].1 += p;
-        sums[bin].2 += usize::from(y);
+        sums[bin].1 += weight;
+        sums[bin].2 += weight * p;
+        sums[bin].3 += weight * f64::from(u8::from(y));
     }
-    let total = predicted.len().max(1) as f64;
+    let total: f64 = sums.iter().map(|s| s.1).sum::<f64>().max(f64::MIN_POSITIVE);
     let mut ece = 0.0;
     let bins = sums
         .iter()
         .enumerate()
-        .map(|(i, &(n, sum_p, n_pos))| {
-            let (mean_predicted, observed) =
-                if n == 0 { (0.0, 0.0) } else { (sum_p / n as f64, n_pos as f64 / n as f64) };
-            ece += n as f64 / total * (observed - mean_predicted).abs();
+        .map(|(i, &(n, weight, sum_p, positives))| {
+            let (mean_predicted, observed) = if weight <= 0.0 {
+                (0.0, 0.0)
+            } else {
+                (sum_p / weight, positives / weight)
+            };
+            ece += weight / total * (observed - mean_predicted).abs();
             ReliabilityBin {
                 lower: i as f64 / n_bins as f64,
                 upper: (i + 1) as f64 / n_bins as f64,
@@ -185,7 +219,10 @@ mod tests {
     #[test]
     fn shipped_models_parse() {
         assert_eq!(ConfidenceModel::embedded_default().backend, "embedded");
-        assert_eq!(ConfidenceModel::keyword_only_default().backend, "embedded-keyword-only");
+        assert_eq!(
+            ConfidenceModel::keyword_only_default().backend,
+            "embedded-keyword-only"
+        );
     }
 
     #[test]
@@ -200,16 +237,27 @@ mod tests {
             let top = (i % 100) as f32 / 100.0;
             let margin = ((i / 100) % 10) as f32 / 20.0;
             let agreement = ((i / 1000) % 2) as f32;
-            let f = ConfidenceFeatures { top_fused: top, margin, agreement };
+            let f = ConfidenceFeatures {
+                top_fused: top,
+                margin,
+                agreement,
+            };
             let p = sigmoid(dot4(&truth, &f.as_row()));
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let u = (state >> 11) as f64 / (1u64 << 53) as f64;
             examples.push(f);
             labels.push(u < p);
         }
-        let model = ConfidenceModel::fit("t", &examples, &labels, 1e-6);
+        let weights = vec![1.0; examples.len()];
+        let model = ConfidenceModel::fit("t", &examples, &labels, &weights, 1e-6);
         for (w, t) in model.weights.iter().zip(truth) {
-            assert!((w - t).abs() < 0.35, "fitted {:?} vs truth {truth:?}", model.weights);
+            assert!(
+                (w - t).abs() < 0.35,
+                "fitted {:?} vs truth {truth:?}",
+                model.weights
+            );
         }
     }
 
@@ -217,7 +265,12 @@ mod tests {
     fn reliability_and_ece_by_hand() {
         // Bin [0.0,0.5): predictions 0.2, 0.4 with one positive → observed 0.5, mean 0.3.
         // Bin [0.5,1.0]: predictions 0.9, 1.0 both positive → observed 1.0, mean 0.95.
-        let (bins, ece) = reliability(&[0.2, 0.4, 0.9, 1.0], &[true, false, true, true], 2);
+        let (bins, ece) = reliability(
+            &[0.2, 0.4, 0.9, 1.0],
+            &[true, false, true, true],
+            &[1.0; 4],
+            2,
+        );
         assert_eq!(bins[0].n, 2);
         assert!((bins[0].mean_predicted - 0.3).abs() < 1e-6);
         assert_eq!(bins[0].observed, 0.5);

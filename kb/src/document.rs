@@ -17,8 +17,13 @@ impl DocumentId {
         if trimmed.is_empty() {
             return Err("document id is empty".into());
         }
-        if trimmed.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
-            return Err(format!("document id {raw:?} has an empty, `.` or `..` segment"));
+        if trimmed
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        {
+            return Err(format!(
+                "document id {raw:?} has an empty, `.` or `..` segment"
+            ));
         }
         Ok(Self(trimmed.to_string()))
     }
@@ -93,7 +98,15 @@ impl Chunk {
         let id = format!("{}#{}#{}", document.id, heading_path.join(" > "), ordinal);
         let embedding_text = embedding_text(&document.title, &heading_path, &text);
         let content_hash = content_hash(&embedding_text);
-        Self { id, document_id: document.id.clone(), heading_path, ordinal, text, embedding_text, content_hash }
+        Self {
+            id,
+            document_id: document.id.clone(),
+            heading_path,
+            ordinal,
+            text,
+            embedding_text,
+            content_hash,
+        }
     }
 }
 
@@ -123,8 +136,14 @@ mod tests {
 
     #[test]
     fn document_id_rejects_escaping_paths() {
-        assert_eq!(DocumentId::parse("proxy/introduction").unwrap().as_str(), "proxy/introduction");
-        assert_eq!(DocumentId::parse("/reset-password/").unwrap().as_str(), "reset-password");
+        assert_eq!(
+            DocumentId::parse("proxy/introduction").unwrap().as_str(),
+            "proxy/introduction"
+        );
+        assert_eq!(
+            DocumentId::parse("/reset-password/").unwrap().as_str(),
+            "reset-password"
+        );
         assert!(DocumentId::parse("../etc/passwd").is_err());
         assert!(DocumentId::parse("a//b").is_err());
         assert!(DocumentId::parse("").is_err());
@@ -132,7 +151,11 @@ mod tests {
 
     #[test]
     fn embedding_text_skips_a_heading_equal_to_the_title() {
-        let text = embedding_text("Billing", &["Billing".into(), "Invoices".into()], "Download them.");
+        let text = embedding_text(
+            "Billing",
+            &["Billing".into(), "Invoices".into()],
+            "Download them.",
+        );
         assert_eq!(text, "Billing. Invoices. Download them.");
     }
 }

@@ -50,7 +50,11 @@ pub struct QuestionScores {
 /// Scores a ranking (article ids, best first; duplicates ignored after their first place).
 pub fn score_ranking(ranking: &[&str], relevant: &HashSet<&str>) -> QuestionScores {
     let mut seen = HashSet::new();
-    let ranking: Vec<&str> = ranking.iter().copied().filter(|id| seen.insert(*id)).collect();
+    let ranking: Vec<&str> = ranking
+        .iter()
+        .copied()
+        .filter(|id| seen.insert(*id))
+        .collect();
     let hit_within = |k: usize| ranking.iter().take(k).any(|id| relevant.contains(id));
     let first_rank = ranking.iter().take(10).position(|id| relevant.contains(id));
     let dcg: f64 = ranking
@@ -60,7 +64,9 @@ pub fn score_ranking(ranking: &[&str], relevant: &HashSet<&str>) -> QuestionScor
         .filter(|(_, id)| relevant.contains(*id))
         .map(|(i, _)| 1.0 / ((i + 2) as f64).log2())
         .sum();
-    let ideal: f64 = (0..relevant.len().min(10)).map(|i| 1.0 / ((i + 2) as f64).log2()).sum();
+    let ideal: f64 = (0..relevant.len().min(10))
+        .map(|i| 1.0 / ((i + 2) as f64).log2())
+        .sum();
     QuestionScores {
         recall_at_1: f64::from(u8::from(hit_within(1))),
         recall_at_5: f64::from(u8::from(hit_within(5))),
@@ -87,7 +93,11 @@ impl RetrievalMetrics {
     pub fn from_scores(scores: &[QuestionScores], skipped: usize) -> Self {
         let n = scores.len();
         let mean = |f: fn(&QuestionScores) -> f64| {
-            if n == 0 { 0.0 } else { scores.iter().map(f).sum::<f64>() / n as f64 }
+            if n == 0 {
+                0.0
+            } else {
+                scores.iter().map(f).sum::<f64>() / n as f64
+            }
         };
         Self {
             n,
@@ -128,7 +138,15 @@ mod tests {
     #[test]
     fn a_miss_scores_zero_and_duplicates_do_not_count_twice() {
         let s = score_ranking(&["x", "x", "y"], &set(&["a"]));
-        assert_eq!(s, QuestionScores { recall_at_1: 0.0, recall_at_5: 0.0, reciprocal_rank_at_10: 0.0, ndcg_at_10: 0.0 });
+        assert_eq!(
+            s,
+            QuestionScores {
+                recall_at_1: 0.0,
+                recall_at_5: 0.0,
+                reciprocal_rank_at_10: 0.0,
+                ndcg_at_10: 0.0
+            }
+        );
         let s = score_ranking(&["x", "x", "a"], &set(&["a"]));
         assert_eq!(s.reciprocal_rank_at_10, 0.5);
     }
@@ -188,5 +206,9 @@ pub fn evaluate<E>(
 
 /// Whether a question id ends in an odd number (`dev-001` → true): the tuning half.
 pub fn is_odd_id(id: &str) -> bool {
-    id.chars().rev().find(|c| c.is_ascii_digit()).and_then(|c| c.to_digit(10)).is_some_and(|d| d % 2 == 1)
+    id.chars()
+        .rev()
+        .find(|c| c.is_ascii_digit())
+        .and_then(|c| c.to_digit(10))
+        .is_some_and(|d| d % 2 == 1)
 }

@@ -91,7 +91,13 @@ mod tests {
     #[test]
     fn ratio_zero_is_keyword_only_and_one_is_semantic_only() {
         let p = FusionParams::default();
-        let e = ArticleEvidence { keyword: 0.25, semantic_best: 0.6, semantic_second: 0.6, semantic_article: 0.6, keyword_raw: 3.0 };
+        let e = ArticleEvidence {
+            keyword: 0.25,
+            semantic_best: 0.6,
+            semantic_second: 0.6,
+            semantic_article: 0.6,
+            keyword_raw: 3.0,
+        };
         assert_eq!(p.fuse(&e, 0.0), 0.25);
         assert!((p.fuse(&e, 1.0) - 0.8).abs() < 1e-6);
     }
@@ -99,8 +105,16 @@ mod tests {
     #[test]
     fn fused_score_moves_monotonically_with_the_ratio() {
         let p = FusionParams::default();
-        let kw_strong = ArticleEvidence { keyword: 1.0, semantic_best: 0.2, ..Default::default() };
-        let sem_strong = ArticleEvidence { keyword: 0.1, semantic_best: 0.8, ..Default::default() };
+        let kw_strong = ArticleEvidence {
+            keyword: 1.0,
+            semantic_best: 0.2,
+            ..Default::default()
+        };
+        let sem_strong = ArticleEvidence {
+            keyword: 0.1,
+            semantic_best: 0.8,
+            ..Default::default()
+        };
         let mut previous_gap = f32::INFINITY;
         for step in 0..=10 {
             let r = step as f32 / 10.0;

@@ -45,7 +45,10 @@ pub enum KbError {
 }
 
 fn io_error(path: &Path, e: impl std::fmt::Display) -> KbError {
-    KbError::Io { path: path.to_path_buf(), message: e.to_string() }
+    KbError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// How to open a knowledge base.
@@ -80,7 +83,15 @@ pub struct SearchRequest<'a> {
 impl<'a> SearchRequest<'a> {
     /// A request with defaults: k = 5, configured ratio, no tags, no internal documents.
     pub fn new(query: &'a str, site: &'a str) -> Self {
-        Self { query, query_vector: None, site, k: 5, semantic_ratio: None, tags: &[], include_internal: false }
+        Self {
+            query,
+            query_vector: None,
+            site,
+            k: 5,
+            semantic_ratio: None,
+            tags: &[],
+            include_internal: false,
+        }
     }
 }
 
@@ -204,7 +215,9 @@ impl KnowledgeBase {
         let dir = &settings.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         let keyword = KeywordIndex::open(&dir.join("keyword"), settings.writable)?;
-        let model_id = embedder.as_ref().map_or("none".to_string(), |e| e.model_id().to_string());
+        let model_id = embedder
+            .as_ref()
+            .map_or("none".to_string(), |e| e.model_id().to_string());
         let cache = EmbeddingCache::open(&dir.join("embeddings"), &model_id)
             .map_err(|e| io_error(&dir.join("embeddings"), e))?;
         let persisted = match std::fs::read(dir.join("state.bin")) {
@@ -259,7 +272,11 @@ impl KnowledgeBase {
     /// Number of documents and chunks of a site.
     pub fn counts(&self, site: &str) -> (usize, usize) {
         let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
-        let docs = loaded.persisted.documents.get(site).map_or(0, BTreeMap::len);
+        let docs = loaded
+            .persisted
+            .documents
+            .get(site)
+            .map_or(0, BTreeMap::len);
         let chunks = loaded.chunks.iter().filter(|c| c.site == site).count();
         (docs, chunks)
     }
@@ -267,12 +284,20 @@ impl KnowledgeBase {
     /// A document by id, if the site has it.
     pub fn document(&self, site: &str, id: &str) -> Option<Document> {
         let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
-        loaded.persisted.documents.get(site)?.get(id).map(|d| d.document.clone())
+        loaded
+            .persisted
+            .documents
+            .get(site)?
+            .get(id)
+            .map(|d| d.document.clone())
     }
 
     fn build_loaded(&self, persisted: PersistedState) -> Loaded {
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        let mut loaded = Loaded { persisted, ..Default::default() };
+        let mut loaded = Loaded {
+            persisted,
+            ..Default::default()
+        };
         let dims = self.embedder.as_ref().map(|e| e.dimensions());
         let mut vectors = dims.map(VectorIndex::new);
         for (site, documents) in &loaded.persisted.documents {
@@ -280,11 +305,15 @@ impl KnowledgeBase {
             loaded.sites.push(site.clone());
             for stored in documents.values() {
                 if let Some(v) = cache.get(&stored.article_hash) {
-                    loaded.article_vectors.insert(key(site, stored.document.id.as_str()), v.to_vec());
+                    loaded
+                        .article_vectors
+                        .insert(key(site, stored.document.id.as_str()), v.to_vec());
                 }
                 for chunk in stored.chunks.iter().cloned() {
                     let position = loaded.chunks.len() as u32;
-                    if let (Some(index), Some(v)) = (vectors.as_mut(), cache.get(&chunk.content_hash)) {
+                    if let (Some(index), Some(v)) =
+                        (vectors.as_mut(), cache.get(&chunk.content_hash))
+                    {
                         if v.len() == index.dimensions() {
                             index.push(position, site_no, stored.document.internal, v);
                         }
@@ -308,13 +337,19 @@ impl KnowledgeBase {
     /// previously ingested from the same `path` and now gone are deleted.
     ///
     /// Blocking and CPU-heavy: call from `spawn_blocking` or a CLI thread.
-    pub fn ingest_path(&self, path: &Path, site: &str, options: &LoadOptions) -> Result<IngestReport, KbError> {
+    pub fn ingest_path(
+        &self,
+        path: &Path,
+        site: &str,
+        options: &LoadOptions,
+    ) -> Result<IngestReport, KbError> {
         if !self.settings.writable {
             return Err(KbError::ReadOnly);
         }
         let source = std::fs::canonicalize(path).map_err(|e| io_error(path, e))?;
         let source_str = source.display().to_string();
-        let output = ingest::load_path(&source, options).map_err(|e| KbError::Ingest(e.to_string()))?;
+        let output =
+            ingest::load_path(&source, options).map_err(|e| KbError::Ingest(e.to_string()))?;
         let mut report = IngestReport {
             site: site.to_string(),
             source: source_str.clone(),
@@ -343,9 +378,16 @@ impl KnowledgeBase {
             None => chunk::approx_word_pieces(text),
         };
 
-        let mut persisted = self.loaded.read().unwrap_or_else(|p| p.into_inner()).persisted.clone();
+        let mut persisted = self
+            .loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .persisted
+            .clone();
         persisted.version = STATE_VERSION;
-        persisted.model_id = embedder.as_ref().map_or("none".into(), |e| e.model_id().to_string());
+        persisted.model_id = embedder
+            .as_ref()
+            .map_or("none".into(), |e| e.model_id().to_string());
         let old_site = persisted.documents.remove(site).unwrap_or_default();
 
         // Old chunks of this source, by id → hash.
@@ -356,7 +398,10 @@ impl KnowledgeBase {
                 for c in &stored.chunks {
                     old_chunks.insert(c.id.clone(), c.content_hash.clone());
                 }
-                old_chunks.insert(format!("\u{0}doc\u{0}{id}"), document_fingerprint(&stored.document));
+                old_chunks.insert(
+                    format!("\u{0}doc\u{0}{id}"),
+                    document_fingerprint(&stored.document),
+                );
             } else {
                 kept_other_sources.insert(id, stored);
             }
@@ -471,11 +516,16 @@ impl KnowledgeBase {
                 .flat_map(|docs| docs.values())
                 .chain(new_site.values())
                 .flat_map(|d| {
-                    d.chunks.iter().map(|c| c.content_hash.clone()).chain(std::iter::once(d.article_hash.clone()))
+                    d.chunks
+                        .iter()
+                        .map(|c| c.content_hash.clone())
+                        .chain(std::iter::once(d.article_hash.clone()))
                 })
                 .collect();
             cache.retain(|hash| live.contains(hash));
-            cache.save().map_err(|e| io_error(&self.settings.data_dir.join("embeddings"), e))?;
+            cache
+                .save()
+                .map_err(|e| io_error(&self.settings.data_dir.join("embeddings"), e))?;
         }
 
         // Keyword index.
@@ -511,7 +561,9 @@ impl KnowledgeBase {
 
     /// Embeds a query (blocking). `Ok(None)` without an embedder.
     pub fn embed_query(&self, query: &str) -> Result<Option<Vec<f32>>, KbError> {
-        let Some(embedder) = &self.embedder else { return Ok(None) };
+        let Some(embedder) = &self.embedder else {
+            return Ok(None);
+        };
         let mut vectors = embedder.embed_batch(&[query])?;
         Ok(vectors.pop())
     }
@@ -543,8 +595,14 @@ impl KnowledgeBase {
         let Some(site_no) = loaded.sites.iter().position(|s| s == request.site) else {
             return Ok(Vec::new());
         };
-        let filter = KeywordFilter { site: request.site, tags: request.tags, include_internal: request.include_internal };
-        let keyword_hits = self.keyword.search(request.query, &filter, fusion.n_candidates)?;
+        let filter = KeywordFilter {
+            site: request.site,
+            tags: request.tags,
+            include_internal: request.include_internal,
+        };
+        let keyword_hits = self
+            .keyword
+            .search(request.query, &filter, fusion.n_candidates)?;
         let best_bm25 = keyword_hits.first().map_or(0.0, |h| h.1);
 
         // chunk position → (bm25, cosine)
@@ -558,7 +616,9 @@ impl KnowledgeBase {
         if let (Some(q), Some(vectors)) = (query_vector, loaded.vectors.as_ref()) {
             // Every chunk's cosine is needed for article evidence (best and second best), so
             // score them all: exact search over the site's chunks.
-            for (position, cosine) in vectors.search(q, site_no as u32, request.include_internal, usize::MAX) {
+            for (position, cosine) in
+                vectors.search(q, site_no as u32, request.include_internal, usize::MAX)
+            {
                 chunk_scores.entry(position).or_insert((0.0, None)).1 = Some(cosine);
             }
         }
@@ -569,12 +629,23 @@ impl KnowledgeBase {
                 continue;
             }
             let doc_id = stored.chunk.document_id.as_str();
-            let candidate = by_article.entry(doc_id.to_string()).or_insert_with(|| ArticleCandidate {
-                document_id: stored.chunk.document_id.clone(),
-                evidence: ArticleEvidence { semantic_best: -1.0, semantic_second: -1.0, ..Default::default() },
-                chunks: Vec::new(),
-            });
-            let keyword = if best_bm25 > 0.0 { bm25 / best_bm25 } else { 0.0 };
+            let candidate =
+                by_article
+                    .entry(doc_id.to_string())
+                    .or_insert_with(|| ArticleCandidate {
+                        document_id: stored.chunk.document_id.clone(),
+                        evidence: ArticleEvidence {
+                            semantic_best: -1.0,
+                            semantic_second: -1.0,
+                            ..Default::default()
+                        },
+                        chunks: Vec::new(),
+                    });
+            let keyword = if best_bm25 > 0.0 {
+                bm25 / best_bm25
+            } else {
+                0.0
+            };
             let e = &mut candidate.evidence;
             if bm25 > e.keyword_raw {
                 e.keyword_raw = bm25;
@@ -588,7 +659,12 @@ impl KnowledgeBase {
                     e.semantic_second = cos;
                 }
             }
-            candidate.chunks.push(ChunkCandidate { position, keyword, keyword_raw: bm25, semantic: cosine.unwrap_or(0.0) });
+            candidate.chunks.push(ChunkCandidate {
+                position,
+                keyword,
+                keyword_raw: bm25,
+                semantic: cosine.unwrap_or(0.0),
+            });
         }
         for candidate in by_article.values_mut() {
             let e = &mut candidate.evidence;
@@ -610,21 +686,43 @@ impl KnowledgeBase {
     }
 
     /// Sorts candidates by fused score and builds the result.
-    fn rank(&self, request: &SearchRequest<'_>, mut candidates: Vec<ArticleCandidate>, keyword_only: bool) -> SearchResult {
+    fn rank(
+        &self,
+        request: &SearchRequest<'_>,
+        mut candidates: Vec<ArticleCandidate>,
+        keyword_only: bool,
+    ) -> SearchResult {
         let fusion = &self.settings.fusion;
-        let ratio = if keyword_only { 0.0 } else { request.semantic_ratio.unwrap_or(fusion.semantic_ratio) };
-        let mut scored: Vec<(f32, ArticleCandidate)> =
-            candidates.drain(..).map(|c| (fusion.fuse(&c.evidence, ratio), c)).collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.document_id.cmp(&b.1.document_id)));
+        let ratio = if keyword_only {
+            0.0
+        } else {
+            request.semantic_ratio.unwrap_or(fusion.semantic_ratio)
+        };
+        let mut scored: Vec<(f32, ArticleCandidate)> = candidates
+            .drain(..)
+            .map(|c| (fusion.fuse(&c.evidence, ratio), c))
+            .collect();
+        scored.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| a.1.document_id.cmp(&b.1.document_id))
+        });
 
         let top_keyword = scored
             .iter()
             .filter(|(_, c)| c.evidence.keyword_raw > 0.0)
-            .max_by(|a, b| a.1.evidence.keyword_raw.total_cmp(&b.1.evidence.keyword_raw))
+            .max_by(|a, b| {
+                a.1.evidence
+                    .keyword_raw
+                    .total_cmp(&b.1.evidence.keyword_raw)
+            })
             .map(|(_, c)| c.document_id.clone());
         let top_semantic = scored
             .iter()
-            .max_by(|a, b| fusion.semantic(&a.1.evidence).total_cmp(&fusion.semantic(&b.1.evidence)))
+            .max_by(|a, b| {
+                fusion
+                    .semantic(&a.1.evidence)
+                    .total_cmp(&fusion.semantic(&b.1.evidence))
+            })
             .map(|(_, c)| c.document_id.clone());
         let rankings_agree = match (&top_keyword, &top_semantic, scored.first()) {
             (Some(k), Some(s), Some((_, top))) if !keyword_only => k == s && *k == top.document_id,
@@ -648,7 +746,11 @@ impl KnowledgeBase {
             .into_iter()
             .take(request.k)
             .filter_map(|(fused, candidate)| {
-                let stored = loaded.persisted.documents.get(request.site)?.get(candidate.document_id.as_str())?;
+                let stored = loaded
+                    .persisted
+                    .documents
+                    .get(request.site)?
+                    .get(candidate.document_id.as_str())?;
                 let mut passages: Vec<Passage> = candidate
                     .chunks
                     .iter()
@@ -677,7 +779,11 @@ impl KnowledgeBase {
                 Some(ArticleHit {
                     document_id: document.id.clone(),
                     title: document.title.clone(),
-                    url: if document.internal { None } else { document.url.clone() },
+                    url: if document.internal {
+                        None
+                    } else {
+                        document.url.clone()
+                    },
                     internal: document.internal,
                     keyword_score: candidate.evidence.keyword_raw,
                     semantic_score: candidate.evidence.semantic_best,
@@ -686,7 +792,12 @@ impl KnowledgeBase {
                 })
             })
             .collect();
-        SearchResult { hits, confidence, keyword_only, rankings_agree }
+        SearchResult {
+            hits,
+            confidence,
+            keyword_only,
+            rankings_agree,
+        }
     }
 }
 
@@ -701,7 +812,10 @@ pub struct ArticleCandidate {
 impl ArticleCandidate {
     /// Per-chunk `(bm25, cosine)` of the article's candidate chunks (for tuning and analysis).
     pub fn chunk_scores(&self) -> Vec<(f32, f32)> {
-        self.chunks.iter().map(|c| (c.keyword_raw, c.semantic)).collect()
+        self.chunks
+            .iter()
+            .map(|c| (c.keyword_raw, c.semantic))
+            .collect()
     }
 }
 
@@ -750,7 +864,12 @@ pub fn corpus_fingerprint(root: &Path) -> Result<String, KbError> {
     files.sort();
     for path in files {
         let bytes = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
-        hasher.update(path.strip_prefix(root).unwrap_or(&path).to_string_lossy().as_bytes());
+        hasher.update(
+            path.strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .as_bytes(),
+        );
         hasher.update([0]);
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
@@ -769,7 +888,9 @@ pub fn open_cached(
     embedder: Option<SharedEmbedder>,
     fusion: FusionParams,
 ) -> Result<KnowledgeBase, KbError> {
-    let model_id = embedder.as_ref().map_or("none".to_string(), |e| e.model_id().to_string());
+    let model_id = embedder
+        .as_ref()
+        .map_or("none".to_string(), |e| e.model_id().to_string());
     let fingerprint = content_hash(&format!(
         "{}\u{1f}{model_id}\u{1f}{STATE_VERSION}\u{1f}{site}",
         corpus_fingerprint(corpus)?
@@ -789,7 +910,11 @@ pub fn open_cached(
         if !done.exists() {
             let _ = std::fs::remove_dir_all(&dir);
             let kb = KnowledgeBase::open(
-                KbSettings { data_dir: dir.clone(), writable: true, fusion },
+                KbSettings {
+                    data_dir: dir.clone(),
+                    writable: true,
+                    fusion,
+                },
                 embedder.clone(),
             )?;
             let report = kb.ingest_path(corpus, site, &LoadOptions::default())?;
@@ -804,5 +929,12 @@ pub fn open_cached(
         }
         drop(lock);
     }
-    KnowledgeBase::open(KbSettings { data_dir: dir, writable: false, fusion }, embedder)
+    KnowledgeBase::open(
+        KbSettings {
+            data_dir: dir,
+            writable: false,
+            fusion,
+        },
+        embedder,
+    )
 }

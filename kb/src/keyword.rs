@@ -128,10 +128,20 @@ impl KeywordIndex {
     /// An index held in memory (tests, benchmarks).
     pub fn in_memory() -> Result<Self, KeywordError> {
         let (schema, fields) = schema();
-        Self::finish(Index::create_in_ram(schema), fields, true, Path::new("<memory>"))
+        Self::finish(
+            Index::create_in_ram(schema),
+            fields,
+            true,
+            Path::new("<memory>"),
+        )
     }
 
-    fn finish(index: Index, fields: Fields, writable: bool, dir: &Path) -> Result<Self, KeywordError> {
+    fn finish(
+        index: Index,
+        fields: Fields,
+        writable: bool,
+        dir: &Path,
+    ) -> Result<Self, KeywordError> {
         let (stem, exact) = analyzers();
         index.tokenizers().register(ANALYZER_STEM, stem.clone());
         index.tokenizers().register(ANALYZER_EXACT, exact.clone());
@@ -146,8 +156,17 @@ impl KeywordIndex {
         } else {
             None
         };
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { reader, writer, fields, stem, exact })
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self {
+            reader,
+            writer,
+            fields,
+            stem,
+            exact,
+        })
     }
 
     fn with_writer<T>(
@@ -166,7 +185,11 @@ impl KeywordIndex {
     pub fn apply(&self, removed: &[&str], upserted: &[KeywordDoc<'_>]) -> Result<(), KeywordError> {
         let f = self.fields;
         self.with_writer(|writer| {
-            for id in removed.iter().copied().chain(upserted.iter().map(|d| d.chunk_id)) {
+            for id in removed
+                .iter()
+                .copied()
+                .chain(upserted.iter().map(|d| d.chunk_id))
+            {
                 writer.delete_term(Term::from_field_text(f.chunk_id, id));
             }
             for doc in upserted {
@@ -227,17 +250,31 @@ impl KeywordIndex {
             return Ok(Vec::new());
         }
         let term_query = |field: Field, text: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::WithFreqs))
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, text),
+                IndexRecordOption::WithFreqs,
+            ))
         };
         let filter_query = |field: Field, text: &str| -> Box<dyn Query> {
             Box::new(ConstScoreQuery::new(
-                Box::new(TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::Basic)),
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, text),
+                    IndexRecordOption::Basic,
+                )),
                 0.0,
             ))
         };
         let mut text_clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        text_clauses.extend(stemmed.iter().map(|t| (Occur::Should, term_query(f.body_stem, t))));
-        text_clauses.extend(exact.iter().map(|t| (Occur::Should, term_query(f.body_exact, t))));
+        text_clauses.extend(
+            stemmed
+                .iter()
+                .map(|t| (Occur::Should, term_query(f.body_stem, t))),
+        );
+        text_clauses.extend(
+            exact
+                .iter()
+                .map(|t| (Occur::Should, term_query(f.body_exact, t))),
+        );
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, Box::new(BooleanQuery::new(text_clauses))),
             (Occur::Must, filter_query(f.site, filter.site)),
@@ -267,11 +304,21 @@ mod tests {
     use super::*;
 
     fn doc<'a>(id: &'a str, site: &'a str, internal: bool, text: &'a str) -> KeywordDoc<'a> {
-        KeywordDoc { chunk_id: id, site, tags: &[], internal, text }
+        KeywordDoc {
+            chunk_id: id,
+            site,
+            tags: &[],
+            internal,
+            text,
+        }
     }
 
     fn filter(site: &str) -> KeywordFilter<'_> {
-        KeywordFilter { site, tags: &[], include_internal: false }
+        KeywordFilter {
+            site,
+            tags: &[],
+            include_internal: false,
+        }
     }
 
     #[test]
@@ -284,14 +331,29 @@ mod tests {
                     doc("a", "s1", false, "Reset your password from the login page."),
                     doc("b", "s1", false, "Download invoices from the billing page."),
                     doc("c", "s2", false, "Reset your password quickly."),
-                    doc("d", "s1", true, "Customer could not reset password; we reset it."),
+                    doc(
+                        "d",
+                        "s1",
+                        true,
+                        "Customer could not reset password; we reset it.",
+                    ),
                 ],
             )
             .unwrap();
-        let hits = index.search("How do I reset my password?", &filter("s1"), 10).unwrap();
+        let hits = index
+            .search("How do I reset my password?", &filter("s1"), 10)
+            .unwrap();
         let ids: Vec<_> = hits.iter().map(|(id, _)| id.as_str()).collect();
-        assert_eq!(ids, vec!["a"], "site s2 and the internal chunk are filtered out");
-        let with_internal = KeywordFilter { site: "s1", tags: &[], include_internal: true };
+        assert_eq!(
+            ids,
+            vec!["a"],
+            "site s2 and the internal chunk are filtered out"
+        );
+        let with_internal = KeywordFilter {
+            site: "s1",
+            tags: &[],
+            include_internal: true,
+        };
         let hits = index.search("reset password", &with_internal, 10).unwrap();
         assert_eq!(hits.len(), 2);
         assert_eq!(hits[0].0, "d", "two occurrences of `reset` outrank one");
@@ -303,20 +365,35 @@ mod tests {
         index
             .apply(
                 &[],
-                &[doc("exact", "s", false, "Tracking goals"), doc("stem", "s", false, "Track goal")],
+                &[
+                    doc("exact", "s", false, "Tracking goals"),
+                    doc("stem", "s", false, "Track goal"),
+                ],
             )
             .unwrap();
         let hits = index.search("tracking", &filter("s"), 10).unwrap();
         assert_eq!(hits.len(), 2, "stemming matches both");
         assert_eq!(hits[0].0, "exact");
-        assert!(index.search("how do I?", &filter("s"), 10).unwrap().is_empty());
+        assert!(
+            index
+                .search("how do I?", &filter("s"), 10)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn apply_replaces_and_deletes_by_chunk_id() {
         let index = KeywordIndex::in_memory().unwrap();
-        index.apply(&[], &[doc("a", "s", false, "alpha"), doc("b", "s", false, "beta")]).unwrap();
-        index.apply(&["b"], &[doc("a", "s", false, "gamma")]).unwrap();
+        index
+            .apply(
+                &[],
+                &[doc("a", "s", false, "alpha"), doc("b", "s", false, "beta")],
+            )
+            .unwrap();
+        index
+            .apply(&["b"], &[doc("a", "s", false, "gamma")])
+            .unwrap();
         assert_eq!(index.len(), 1);
         assert!(index.search("alpha", &filter("s"), 5).unwrap().is_empty());
         assert_eq!(index.search("gamma", &filter("s"), 5).unwrap()[0].0, "a");

@@ -25,7 +25,11 @@ struct Row {
 impl VectorIndex {
     /// An empty index of vectors of `dimensions` floats.
     pub fn new(dimensions: usize) -> Self {
-        Self { dimensions, data: Vec::new(), rows: Vec::new() }
+        Self {
+            dimensions,
+            data: Vec::new(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn dimensions(&self) -> usize {
@@ -46,14 +50,28 @@ impl VectorIndex {
     /// When `vector.len()` differs from the index's dimensions (a programming error: every
     /// vector comes from the one embedder the index was built for).
     pub fn push(&mut self, key: u32, site: u32, internal: bool, vector: &[f32]) {
-        assert_eq!(vector.len(), self.dimensions, "vector length must match the index");
+        assert_eq!(
+            vector.len(),
+            self.dimensions,
+            "vector length must match the index"
+        );
         self.data.extend_from_slice(vector);
-        self.rows.push(Row { key, site, internal });
+        self.rows.push(Row {
+            key,
+            site,
+            internal,
+        });
     }
 
     /// Cosine of `query` (L2-normalised) with every row of `site`: `(key, cosine)` for the
     /// `limit` best, best first.
-    pub fn search(&self, query: &[f32], site: u32, include_internal: bool, limit: usize) -> Vec<(u32, f32)> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        site: u32,
+        include_internal: bool,
+        limit: usize,
+    ) -> Vec<(u32, f32)> {
         if query.len() != self.dimensions || limit == 0 {
             return Vec::new();
         }
@@ -64,7 +82,8 @@ impl VectorIndex {
             .filter(|(_, row)| row.site == site && (include_internal || !row.internal))
             .map(|(vector, row)| (row.key, dot(vector, query)))
             .collect();
-        let by_score = |a: &(u32, f32), b: &(u32, f32)| b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal);
+        let by_score =
+            |a: &(u32, f32), b: &(u32, f32)| b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal);
         if scored.len() > limit {
             scored.select_nth_unstable_by(limit - 1, by_score);
             scored.truncate(limit);

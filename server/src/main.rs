@@ -38,6 +38,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval {
             command: EvalCommand::Retrieval(args),
         } => frontdesk::cli::eval::retrieval(&settings, &cli.global, args),
+        Command::Eval {
+            command: EvalCommand::Calibrate(args),
+        } => frontdesk::cli::eval::calibrate(&settings, &cli.global, args),
     }
 }
 

@@ -17,7 +17,9 @@ pub enum EmbedError {
     #[error("embedding model unavailable: {0}")]
     ModelUnavailable(String),
     #[error("embedding service rate-limited the request")]
-    RateLimited { retry_after: Option<std::time::Duration> },
+    RateLimited {
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("embedding service timed out")]
     Timeout,
     #[error("embedding service unavailable: {0}")]

@@ -3,9 +3,10 @@
 //! weights are tuned on the odd half only, so the even half shows whether a gain holds on
 //! questions it was not tuned on).
 
-use crate::cli::{EvalRetrievalArgs, GlobalArgs};
+use crate::cli::{EvalCalibrateArgs, EvalRetrievalArgs, GlobalArgs};
 use crate::config::Settings;
 use crate::startup::build_embedder;
+use frontdesk_kb::confidence::{ConfidenceFeatures, ConfidenceModel, ReliabilityBin, reliability};
 use frontdesk_kb::eval::{
     EvaluatedQuestion, RetrievalMetrics, evaluate, is_odd_id, load_questions,
 };
@@ -185,4 +186,209 @@ fn run_mode(
         even: half(false),
         misses,
     })
+}
+
+/// Reads BANKING77's `text,category` CSV: the texts.
+fn banking77_texts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut texts = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 2))?;
+        texts.push(record.get(0).unwrap_or_default().to_string());
+    }
+    Ok(texts)
+}
+
+/// Reads CLINC150's JSON (`{"train": [[text, intent], …], "val": …, "oos_train": …, "oos_val": …}`):
+/// the texts of every list, in key order.
+fn clinc150_texts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let data: std::collections::BTreeMap<String, Vec<(String, String)>> =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(data.into_values().flatten().map(|(text, _)| text).collect())
+}
+
+/// `count` items evenly spaced through `items` (deterministic).
+fn evenly_spaced(items: Vec<String>, count: usize) -> Vec<String> {
+    if items.len() <= count || count == 0 {
+        return items;
+    }
+    let step = items.len() as f64 / count as f64;
+    (0..count)
+        .map(|i| items[(i as f64 * step) as usize].clone())
+        .collect()
+}
+
+#[derive(Debug, Serialize)]
+struct CalibrationReport {
+    backend: String,
+    n_examples: usize,
+    n_positive: usize,
+    /// Reliability table of out-of-fold predictions (2-fold: each half predicted by a model
+    /// fitted on the other half), negatives weighted so both classes' sources weigh the same.
+    reliability: Vec<ReliabilityBin>,
+    expected_calibration_error: f64,
+    /// Share of positives with confidence ≥ 0.7, and of negatives below it (out of fold).
+    positives_at_or_above_0_7: f64,
+    negatives_below_0_7: f64,
+    model: ConfidenceModel,
+}
+
+/// `frontdesk eval calibrate`: fits the confidence model of DESIGN.md on the questions
+/// (positive when the top article is relevant; questions without relevant articles and
+/// wrong tops are negatives) and on BANKING77 / CLINC150 utterances (negatives), prints the
+/// out-of-fold reliability table and expected calibration error, and writes the model fitted
+/// on everything with `--write`.
+pub fn calibrate(
+    settings: &Settings,
+    global: &GlobalArgs,
+    args: &EvalCalibrateArgs,
+) -> anyhow::Result<()> {
+    let questions = load_questions(&args.questions).map_err(anyhow::Error::msg)?;
+    let embedder = build_embedder(settings)?;
+    let fusion = FusionParams {
+        semantic_ratio: settings.kb.semantic_ratio,
+        ..Default::default()
+    };
+    let kb = open_cached(
+        &args.kb,
+        EVAL_SITE,
+        &settings.kb.data_dir.join("eval"),
+        embedder,
+        fusion,
+    )?;
+    let backend = if kb.embedder().is_some() {
+        "embedded"
+    } else {
+        "embedded-keyword-only"
+    };
+
+    let mut texts: Vec<(String, Option<Vec<String>>)> = questions
+        .iter()
+        .map(|q| (q.question.clone(), Some(q.relevant.clone())))
+        .collect();
+    for negative in evenly_spaced(
+        banking77_texts(&args.banking77)?,
+        args.negatives_per_dataset,
+    )
+    .into_iter()
+    .chain(evenly_spaced(
+        clinc150_texts(&args.clinc150)?,
+        args.negatives_per_dataset,
+    )) {
+        texts.push((negative, None));
+    }
+    // Class prior: one answerable question for each unanswerable utterance, so the
+    // negatives together weigh as much as the questions (a support widget mostly gets
+    // on-topic questions; the raw sample would say 1 in 10).
+    let n_negatives = texts.len() - questions.len();
+    let negative_weight = questions.len() as f64 / n_negatives.max(1) as f64;
+    let sample_weights: Vec<f64> = texts
+        .iter()
+        .map(|(_, relevant)| {
+            if relevant.is_some() {
+                1.0
+            } else {
+                negative_weight
+            }
+        })
+        .collect();
+    let mut features = Vec::with_capacity(texts.len());
+    let mut labels = Vec::with_capacity(texts.len());
+    for (text, relevant) in &texts {
+        let mut request = SearchRequest::new(text, EVAL_SITE);
+        request.k = 2;
+        let result = kb.search(&request)?;
+        let top = result.hits.first();
+        let second = result.hits.get(1).map_or(0.0, |h| h.fused_score);
+        features.push(ConfidenceFeatures {
+            top_fused: top.map_or(0.0, |h| h.fused_score),
+            margin: top.map_or(0.0, |h| h.fused_score - second),
+            agreement: f32::from(u8::from(result.rankings_agree)),
+        });
+        labels.push(match (relevant, top) {
+            (Some(relevant), Some(top)) => relevant.iter().any(|r| r == top.document_id.as_str()),
+            _ => false,
+        });
+    }
+
+    // Out-of-fold predictions: alternate examples between two folds.
+    let mut predicted = vec![0.0f32; features.len()];
+    for fold in 0..2 {
+        let train: Vec<usize> = (0..features.len()).filter(|i| i % 2 != fold).collect();
+        let train_x: Vec<_> = train.iter().map(|&i| features[i]).collect();
+        let train_y: Vec<_> = train.iter().map(|&i| labels[i]).collect();
+        let train_w: Vec<_> = train.iter().map(|&i| sample_weights[i]).collect();
+        let model = ConfidenceModel::fit(backend, &train_x, &train_y, &train_w, 1e-3);
+        for (i, x) in features.iter().enumerate().filter(|(i, _)| i % 2 == fold) {
+            predicted[i] = model.predict(x);
+        }
+    }
+    let (bins, ece) = reliability(&predicted, &labels, &sample_weights, 10);
+    let share = |positive: bool, above: bool| {
+        let selected: Vec<f32> = predicted
+            .iter()
+            .zip(&labels)
+            .filter(|(_, y)| **y == positive)
+            .map(|(p, _)| *p)
+            .collect();
+        let hits = selected.iter().filter(|p| (**p >= 0.7) == above).count();
+        hits as f64 / selected.len().max(1) as f64
+    };
+    let mut model = ConfidenceModel::fit(backend, &features, &labels, &sample_weights, 1e-3);
+    model.fitted_on = format!(
+        "`frontdesk eval calibrate`: {} questions ({} positive) + {} BANKING77/CLINC150 negatives weighted to an equal prior, semantic_ratio {}",
+        questions.len(),
+        labels.iter().filter(|y| **y).count(),
+        texts.len() - questions.len(),
+        settings.kb.semantic_ratio
+    );
+    let report = CalibrationReport {
+        backend: backend.to_string(),
+        n_examples: labels.len(),
+        n_positive: labels.iter().filter(|y| **y).count(),
+        reliability: bins,
+        expected_calibration_error: ece,
+        positives_at_or_above_0_7: share(true, true),
+        negatives_below_0_7: share(false, false),
+        model: model.clone(),
+    };
+    if let Some(path) = &args.write {
+        std::fs::write(path, serde_json::to_string_pretty(&model)? + "\n")
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{} examples, {} positive; out-of-fold reliability:",
+        report.n_examples, report.n_positive
+    );
+    println!(
+        "{:>11}  {:>5}  {:>9}  {:>8}",
+        "bin", "n", "predicted", "observed"
+    );
+    for bin in &report.reliability {
+        println!(
+            "{:>4.1}–{:<4.1}   {:>5}  {:>9.3}  {:>8.3}",
+            bin.lower, bin.upper, bin.n, bin.mean_predicted, bin.observed
+        );
+    }
+    println!(
+        "expected calibration error: {:.4}",
+        report.expected_calibration_error
+    );
+    println!(
+        "at the 0.7 threshold: {:.1}% of positives answered, {:.1}% of negatives held back",
+        100.0 * report.positives_at_or_above_0_7,
+        100.0 * report.negatives_below_0_7
+    );
+    println!(
+        "weights [bias, top_fused, margin, agreement]: {:?}",
+        report.model.weights
+    );
+    Ok(())
 }

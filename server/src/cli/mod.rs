@@ -81,6 +81,31 @@ pub struct KbSearchArgs {
 pub enum EvalCommand {
     /// Retrieval metrics (Recall@k, MRR@10, nDCG@10) of a knowledge base on labelled questions.
     Retrieval(EvalRetrievalArgs),
+    /// Fit and check the retrieval confidence model (reliability table, expected calibration error).
+    Calibrate(EvalCalibrateArgs),
+}
+
+/// `frontdesk eval calibrate --kb PATH --questions FILE --banking77 FILE --clinc150 FILE [--write FILE]`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalCalibrateArgs {
+    /// Help-center folder to index.
+    #[arg(long, value_name = "PATH")]
+    pub kb: PathBuf,
+    /// JSONL questions: positives when their top article is relevant.
+    #[arg(long, value_name = "FILE")]
+    pub questions: PathBuf,
+    /// BANKING77 CSV (`text,category`): negatives (not answerable from the help center).
+    #[arg(long, value_name = "FILE")]
+    pub banking77: PathBuf,
+    /// CLINC150 JSON (`train`/`val`/`oos_*` lists of `[text, intent]`): negatives.
+    #[arg(long, value_name = "FILE")]
+    pub clinc150: PathBuf,
+    /// Negatives drawn from each dataset (deterministic, evenly spaced).
+    #[arg(long, default_value_t = 150)]
+    pub negatives_per_dataset: usize,
+    /// Write the fitted model (JSON) to this file, e.g. kb/calibration/embedded.json.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
 }
 
 /// `frontdesk eval retrieval --kb PATH --questions FILE [--semantic-ratio R | --compare] [--verbose]`.
