@@ -630,6 +630,79 @@ async fn idle_sockets_are_pinged_then_closed() {
     );
 }
 
+/// A retriever that finds one article, unsure and sharing no word with the question.
+struct UnsureRetriever;
+
+#[async_trait::async_trait]
+impl frontdesk::ports::retriever::Retriever for UnsureRetriever {
+    fn adapter_name(&self) -> &'static str {
+        "unsure"
+    }
+
+    async fn retrieve(
+        &self,
+        _site: &frontdesk::ids::SiteId,
+        _query: &frontdesk::ports::retriever::RetrievalQuery,
+    ) -> Result<frontdesk_kb::index::SearchResult, frontdesk::ports::retriever::RetrieveError> {
+        let passage = frontdesk_kb::index::Passage {
+            chunk_id: "policies/warranty##0".into(),
+            heading_path: vec![],
+            text: "Every lamp has a two-year warranty.".into(),
+            keyword_score: 0.0,
+            semantic_score: 0.31,
+            fused_score: 0.3,
+        };
+        Ok(frontdesk_kb::index::SearchResult {
+            hits: vec![frontdesk_kb::index::ArticleHit {
+                document_id: frontdesk_kb::DocumentId::parse("policies/warranty").expect("valid"),
+                title: "Warranty".into(),
+                url: Some("/policies/warranty".into()),
+                internal: false,
+                keyword_score: 0.0,
+                semantic_score: 0.31,
+                fused_score: 0.3,
+                passages: vec![passage],
+            }],
+            confidence: 0.2,
+            keyword_only: false,
+            rankings_agree: false,
+        })
+    }
+
+    async fn check(&self) -> Result<(), frontdesk::ports::retriever::RetrieveError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_unsure_retrieval_points_to_the_closest_article_and_offers_a_human() {
+    let app = spawn_app_with(TestAppOptions {
+        retriever: Some(std::sync::Arc::new(UnsureRetriever)),
+        ..Default::default()
+    })
+    .await;
+    let mut client = app.client().await;
+    client.hello(&app.site_key).await.expect("welcome");
+    let turn = client
+        .ask("Can you quote a custom SAP integration?")
+        .await
+        .expect("a turn");
+    assert_eq!(turn.end["decision"], "handoff");
+    assert_eq!(
+        turn.end["confidence"].as_f64().map(|c| (c * 10.0).round()),
+        Some(2.0)
+    );
+    assert_eq!(source_ids(&turn.end), vec!["policies/warranty"]);
+    let text = turn.end["text"].as_str().expect("text");
+    assert!(
+        text.contains("not sure")
+            && text.contains("\"Warranty\"")
+            && text.contains("connect you with someone"),
+        "{text}"
+    );
+    assert_eq!(turn.streamed_text(), text);
+}
+
 /// A retriever that takes its time, so a turn is in flight when shutdown starts.
 struct SlowRetriever(std::sync::Arc<dyn frontdesk::ports::retriever::Retriever>);
 

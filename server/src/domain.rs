@@ -200,6 +200,16 @@ pub struct Citation {
     pub url: Option<String>,
 }
 
+impl From<&frontdesk_kb::index::ArticleHit> for Citation {
+    fn from(hit: &frontdesk_kb::index::ArticleHit) -> Self {
+        Self {
+            article_id: hit.document_id.clone(),
+            title: hit.title.clone(),
+            url: hit.url.clone(),
+        }
+    }
+}
+
 /// Handoff progress (the wire's `handoff.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -61,7 +61,7 @@ impl ExtractiveGenerator {
         };
         let first = select(top, &terms, MAX_WORDS);
         let mut text = first.text;
-        let mut citations = vec![citation(top)];
+        let mut citations = vec![Citation::from(*top)];
         if let Some(second) = citable.get(1)
             && second.fused_score >= SECOND_ARTICLE_MIN_RATIO * top.fused_score
         {
@@ -69,18 +69,10 @@ impl ExtractiveGenerator {
             if extra.best_score > first.best_score {
                 text.push_str("\n\n");
                 text.push_str(&extra.text);
-                citations.push(citation(second));
+                citations.push(Citation::from(*second));
             }
         }
         ComposedAnswer { text, citations }
-    }
-}
-
-fn citation(hit: &ArticleHit) -> Citation {
-    Citation {
-        article_id: hit.document_id.clone(),
-        title: hit.title.clone(),
-        url: hit.url.clone(),
     }
 }
 

@@ -555,14 +555,28 @@ impl Engine {
                 reasons,
                 immediate: false,
             } => {
-                if !answer.send_text(replies::NOTHING_FOUND).await {
+                // Unsure but something came close: point to it honestly. Nothing at all: say so.
+                let closest = retrieval.as_deref().and_then(|result| {
+                    result
+                        .hits
+                        .iter()
+                        .find(|hit| !hit.internal && !hit.passages.is_empty())
+                });
+                let (text, sources) = match closest {
+                    Some(hit) if reasons.contains(&ReasonCode::LowConfidence) => (
+                        replies::unsure_closest(&hit.title),
+                        vec![Citation::from(hit)],
+                    ),
+                    _ => (replies::NOTHING_FOUND.to_string(), Vec::new()),
+                };
+                if !answer.send_text(&text).await {
                     return Ok(answer.finish(summary));
                 }
                 let event = self
                     .store_answer(
                         context,
                         &answer,
-                        Vec::new(),
+                        sources,
                         confidence,
                         DecisionKind::Handoff,
                         reasons.clone(),

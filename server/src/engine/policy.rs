@@ -9,7 +9,8 @@
 //!   than [`MIN_KEYWORD_COVERAGE`] of the question's content words (a calibrated probability
 //!   below the bar is not "nothing relevant" when the article plainly shares the question's words);
 //! - any reason listed in `always_human` hands off at once; any other reason makes the
-//!   assistant say it cannot help and offer a human;
+//!   assistant say it cannot help and offer a human (for `low_confidence`, naming and citing the
+//!   closest article);
 //! - no reason: answer, or draft when `auto_resolve` is off.
 
 use crate::config::PolicySettings;

@@ -5,6 +5,14 @@
 pub const NOTHING_FOUND: &str = "I couldn't find an answer to that in our help center, and I'd rather not guess. \
 Would you like me to connect you with someone from our team?";
 
+/// Retrieval found an article but is unsure it answers: name it (it is cited) and offer a human.
+pub fn unsure_closest(title: &str) -> String {
+    format!(
+        "I'm not sure I have the right answer to that. The closest article in our help center is \"{title}\", \
+which may help. Would you like me to connect you with someone from our team?"
+    )
+}
+
 /// A handoff was recorded (`handoff{status: pending}`).
 pub const HANDOFF_PENDING: &str = "Of course. I'm connecting you with someone from our team now. \
 They'll see everything you've written here, so you won't need to repeat yourself.";
