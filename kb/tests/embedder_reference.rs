@@ -125,7 +125,7 @@ fn long_reference_sentences_exceed_the_shipped_128_token_truncation() {
 fn batch_embedding_equals_one_at_a_time() {
     let embedder = embedder();
     let reference = reference();
-    // More than one sub-batch (32), mixed lengths in scrambled order, with duplicates.
+    // Several sub-batches (16 texts each), mixed lengths in scrambled order, with duplicates.
     let mut texts: Vec<String> = Vec::new();
     for round in 0..7 {
         for (i, sentence) in reference.sentences.iter().enumerate() {
