@@ -206,6 +206,9 @@ pub struct StoreSettings {
     pub key_prefix: String,
     /// Closed conversations expire this long after closing.
     pub closed_ttl: Duration,
+    /// Longest wait for one Redis operation (connecting included) before it fails with
+    /// `StoreError::Unavailable` or `Timeout`; unused by the memory store.
+    pub timeout: Duration,
 }
 
 /// Which conversation store.
@@ -533,6 +536,7 @@ struct RawStore {
     redis_url: Option<String>,
     key_prefix: String,
     closed_ttl: String,
+    timeout: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -928,6 +932,7 @@ fn validate_store(raw: RawStore) -> Result<StoreSettings, ConfigError> {
         backend,
         key_prefix: raw.key_prefix,
         closed_ttl: positive_duration("store.closed_ttl", &raw.closed_ttl)?,
+        timeout: positive_duration("store.timeout", &raw.timeout)?,
     })
 }
 
@@ -1576,6 +1581,7 @@ mod tests {
             "redis_url",
             "key_prefix",
             "closed_ttl",
+            "timeout",
             "[kb]",
             "data_dir",
             "backend",

@@ -4,12 +4,14 @@
 
 use crate::adapters::kb_retriever::KbRetriever;
 use crate::adapters::memory_store::MemoryStore;
+use crate::adapters::redis_store::{RedisStore, RedisStoreConfig};
 use crate::api::{self, AppState};
 use crate::config::{
     EmbedderKind, HelpdeskSettings, KbBackend, LlmProvider, Settings, StoreBackend,
 };
 use crate::engine::extractive::ExtractiveGenerator;
 use crate::engine::{Engine, Ports};
+use crate::ports::store::ConversationStore;
 use actix_web::{App, HttpServer, web};
 use frontdesk_kb::embed::{EmbedError, SharedEmbedder};
 use frontdesk_kb::index::{KbError, KnowledgeBase};
@@ -56,13 +58,6 @@ pub enum StartupError {
 
 /// Refuses settings that select an adapter this build does not have (never silently ignored).
 pub fn check_adapters(settings: &Settings) -> Result<(), StartupError> {
-    if let StoreBackend::Redis { .. } = settings.store.backend {
-        return Err(StartupError::NotBuilt {
-            setting: "store.redis_url",
-            adapter: "the Redis conversation store",
-            fix: "unset store.redis_url to use the in-memory store (single instance)",
-        });
-    }
     if settings.kb.backend == KbBackend::Meilisearch {
         return Err(StartupError::NotBuilt {
             setting: "kb.backend = \"meilisearch\"",
@@ -229,29 +224,56 @@ pub fn prepare_knowledge_base(settings: &Settings) -> Result<KnowledgeBase, Star
     Ok(kb)
 }
 
+/// The conversation store `[store]` selects: Redis when `store.redis_url` is set (connected
+/// here, so an unreachable Redis stops start-up with a message naming the setting), else the
+/// in-memory store with its expiry sweeper. Must run inside a tokio runtime.
+pub async fn build_store(settings: &Settings) -> Result<Arc<dyn ConversationStore>, StartupError> {
+    match &settings.store.backend {
+        StoreBackend::Redis { url } => {
+            let store = RedisStore::connect(RedisStoreConfig {
+                url: url.expose().to_string(),
+                key_prefix: settings.store.key_prefix.clone(),
+                closed_ttl: settings.store.closed_ttl,
+                timeout: settings.store.timeout,
+            })
+            .await
+            .map_err(|err| {
+                StartupError::Other(format!(
+                    "store.redis_url: cannot use Redis ({err}); start it, fix the URL, or unset store.redis_url for the in-memory store"
+                ))
+            })?;
+            Ok(Arc::new(store))
+        }
+        StoreBackend::Memory => {
+            let store = MemoryStore::new(settings.store.closed_ttl);
+            let sweeper = store.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(MAINTENANCE_EVERY);
+                loop {
+                    every.tick().await;
+                    let n_expired = sweeper.purge_expired(time::OffsetDateTime::now_utc());
+                    if n_expired > 0 {
+                        info!(store.n_expired = n_expired, "expired closed conversations");
+                    }
+                }
+            });
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 /// Builds every port from the settings (after [`check_adapters`]). Ingests the knowledge base.
 pub async fn build_ports(settings: &Settings) -> Result<Ports, StartupError> {
     check_adapters(settings)?;
-    let store = MemoryStore::new(settings.store.closed_ttl);
+    let store = build_store(settings).await?;
     let kb_settings = settings.clone();
     let kb = tokio::task::spawn_blocking(move || prepare_knowledge_base(&kb_settings))
         .await
         .map_err(|join| {
             StartupError::Other(format!("knowledge base preparation panicked: {join}"))
         })??;
-    let sweeper = store.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(MAINTENANCE_EVERY);
-        loop {
-            every.tick().await;
-            let n_expired = sweeper.purge_expired(time::OffsetDateTime::now_utc());
-            if n_expired > 0 {
-                info!(store.n_expired = n_expired, "expired closed conversations");
-            }
-        }
-    });
     Ok(Ports {
-        store: Arc::new(store),
+        store,
         retriever: Arc::new(KbRetriever::new(Arc::new(kb), "embedded")),
         generator: Arc::new(ExtractiveGenerator::new()),
     })

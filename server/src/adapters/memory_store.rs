@@ -446,6 +446,44 @@ impl ConversationStore for MemoryStore {
         entry.conversation.contact_email = Some(email);
         Ok(())
     }
+
+    async fn delete_visitor(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+    ) -> Result<usize, StoreError> {
+        let mut state = self.lock();
+        let ids = state
+            .visitors
+            .remove(&(site.clone(), visitor.clone()))
+            .unwrap_or_default();
+        let mut n_deleted = 0;
+        for id in ids {
+            let key = (site.clone(), id);
+            if state.conversations.remove(&key).is_some() {
+                n_deleted += 1;
+            }
+        }
+        Ok(n_deleted)
+    }
+
+    async fn expires_in(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<Option<Duration>, StoreError> {
+        let state = self.lock();
+        let entry = state
+            .conversations
+            .get(&(site.clone(), *id))
+            .ok_or_else(|| Self::not_found(id))?;
+        if entry.conversation.status != ConversationStatus::Closed {
+            return Ok(None);
+        }
+        let expires_at = entry.conversation.status_changed_at + self.closed_ttl;
+        let left = expires_at - OffsetDateTime::now_utc();
+        Ok(Some(left.try_into().unwrap_or(Duration::ZERO)))
+    }
 }
 
 #[cfg(test)]
@@ -455,8 +493,9 @@ mod tests {
 
     #[tokio::test]
     async fn passes_the_conversation_store_conformance_suite() {
-        let store = MemoryStore::new(Duration::from_secs(60));
-        conformance::run_all(&store).await;
+        let closed_ttl = Duration::from_secs(3600);
+        let store = MemoryStore::new(closed_ttl);
+        conformance::run_all(&store, closed_ttl).await;
     }
 
     #[tokio::test]

@@ -3,3 +3,4 @@
 
 pub mod kb_retriever;
 pub mod memory_store;
+pub mod redis_store;

@@ -191,6 +191,23 @@ pub trait ConversationStore: Send + Sync {
         id: &ConversationId,
         email: EmailAddress,
     ) -> Result<(), StoreError>;
+
+    /// Erases everything stored about a visitor of `site` (GDPR right to erasure): each of
+    /// their conversations with its events, pending handoff, feedback, CSAT and contact email,
+    /// and the visitor → conversations index. Returns how many conversations were deleted
+    /// (0 for an unknown visitor). Other visitors' data is untouched.
+    async fn delete_visitor(&self, site: &SiteId, visitor: &VisitorId)
+    -> Result<usize, StoreError>;
+
+    /// How long until the conversation expires: `Some` only for a closed conversation
+    /// (`store.closed_ttl` after its `status_changed_at`, saturating at zero), `None` while it
+    /// is open (open conversations and open handoffs never expire). `NotFound` if the
+    /// conversation does not exist. For operators and the conformance suite.
+    async fn expires_in(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<Option<Duration>, StoreError>;
 }
 
 /// The conformance suite every `ConversationStore` adapter passes (run it from the adapter's
@@ -229,15 +246,20 @@ pub mod conformance {
         }
     }
 
-    /// Runs every check against `store`.
-    pub async fn run_all(store: &dyn ConversationStore) {
+    /// Runs every check against `store`, whose `store.closed_ttl` is `closed_ttl` (at least
+    /// a minute, so the expiry checks never race a real expiry).
+    pub async fn run_all(store: &dyn ConversationStore, closed_ttl: Duration) {
         creates_idempotently(store).await;
         appends_visitor_messages_once(store).await;
+        racing_duplicates_store_one_message(store).await;
         event_ids_increase_and_page(store).await;
         separates_sites(store).await;
         subscribers_see_later_events_in_order(store).await;
+        replay_then_live_events_meet_exactly_once(store).await;
         records_handoffs_feedback_csat_contact(store).await;
         unknown_conversations_are_not_found(store).await;
+        only_closed_conversations_expire(store, closed_ttl).await;
+        delete_visitor_erases_everything_of_theirs(store).await;
     }
 
     async fn creates_idempotently(store: &dyn ConversationStore) {
@@ -582,5 +604,350 @@ pub mod conformance {
             .set_status(&site, &id, ConversationStatus::Closed, now)
             .await;
         assert!(matches!(status, Err(StoreError::NotFound(_))), "{status:?}");
+    }
+    /// Eight tasks race the same `client_message_id`: exactly one stores it, every caller
+    /// gets the first one's ids, the log holds one event (one turn).
+    async fn racing_duplicates_store_one_message(store: &dyn ConversationStore) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let new = new_conversation(&site);
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        let client_id = ClientMessageId::generate();
+        let now = OffsetDateTime::now_utc();
+        let message_ids: Vec<MessageId> = (0..8).map(|_| MessageId::generate()).collect();
+        let results = futures_util::future::join_all(message_ids.iter().map(|message_id| {
+            store.append_visitor_message(&site, &new.id, client_id, *message_id, "hi", now)
+        }))
+        .await;
+        let results: Vec<AppendedMessage> =
+            results.into_iter().map(|r| r.expect("append")).collect();
+        let winners: Vec<&AppendedMessage> = results.iter().filter(|r| !r.duplicate).collect();
+        assert_eq!(winners.len(), 1, "exactly one racer stores: {results:?}");
+        let winner = *winners[0];
+        assert!(message_ids.contains(&winner.message_id));
+        assert_eq!(winner.event_id, EventId(1));
+        for result in &results {
+            assert_eq!(
+                (result.message_id, result.event_id),
+                (winner.message_id, winner.event_id),
+                "duplicates get the first append's ids"
+            );
+        }
+        let events = store
+            .events_after(&site, &new.id, EventId::ZERO, 100)
+            .await
+            .expect("events");
+        assert_eq!(events.len(), 1, "one stored message, so one turn");
+    }
+
+    /// The hello pattern: subscribe, read the log after `last_event_id`, then follow the
+    /// stream; with appends racing the read, every event arrives once, in order.
+    async fn replay_then_live_events_meet_exactly_once(store: &dyn ConversationStore) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let new = new_conversation(&site);
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        let now = OffsetDateTime::now_utc();
+        for _ in 0..10 {
+            store
+                .append_event(&site, &new.id, answer(AnswerId::generate()), now)
+                .await
+                .expect("append");
+        }
+        let mut stream = store.subscribe(&site, &new.id).await.expect("subscribe");
+        let appends = async {
+            for _ in 0..20 {
+                store
+                    .append_event(&site, &new.id, answer(AnswerId::generate()), now)
+                    .await
+                    .expect("append");
+            }
+        };
+        let replay = async {
+            store
+                .events_after(&site, &new.id, EventId(4), 1000)
+                .await
+                .expect("events")
+        };
+        let ((), replay) = tokio::join!(appends, replay);
+        let mut seen: Vec<u64> = replay.iter().map(|e| e.event_id.get()).collect();
+        assert_eq!(
+            seen.first(),
+            Some(&5),
+            "replay starts right after last_event_id"
+        );
+        assert!(
+            seen.windows(2).all(|w| w[1] == w[0] + 1),
+            "the replay is contiguous: {seen:?}"
+        );
+        while seen.last() != Some(&30) {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+                .await
+                .expect("live events keep coming")
+                .expect("stream open");
+            // The socket's rule: skip what was already sent.
+            if next.event_id.get() > *seen.last().unwrap_or(&4) {
+                seen.push(next.event_id.get());
+            }
+        }
+        assert_eq!(seen, (5..=30).collect::<Vec<_>>(), "no loss, no duplicate");
+        let stored = store
+            .events_after(&site, &new.id, EventId::ZERO, 1000)
+            .await
+            .expect("events");
+        assert_eq!(
+            stored.iter().map(|e| e.event_id.get()).collect::<Vec<_>>(),
+            (1..=30).collect::<Vec<_>>(),
+            "the log is in event-id order"
+        );
+    }
+
+    /// `closed_ttl` applies to closed conversations only; reopening or a pending handoff
+    /// removes the expiry.
+    async fn only_closed_conversations_expire(store: &dyn ConversationStore, closed_ttl: Duration) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let new = new_conversation(&site);
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        let now = OffsetDateTime::now_utc();
+        store
+            .append_visitor_message(
+                &site,
+                &new.id,
+                ClientMessageId::generate(),
+                MessageId::generate(),
+                "q",
+                now,
+            )
+            .await
+            .expect("append");
+        assert_eq!(
+            store.expires_in(&site, &new.id).await.expect("ttl"),
+            None,
+            "an open conversation never expires"
+        );
+        let closed_at = OffsetDateTime::now_utc();
+        store
+            .set_status(&site, &new.id, ConversationStatus::Closed, closed_at)
+            .await
+            .expect("close");
+        store
+            .append_event(
+                &site,
+                &new.id,
+                EventKind::ConversationClosed {
+                    csat_requested: true,
+                },
+                closed_at,
+            )
+            .await
+            .expect("append after closing");
+        let left = store
+            .expires_in(&site, &new.id)
+            .await
+            .expect("ttl")
+            .expect("a closed conversation expires");
+        let slack = Duration::from_secs(10);
+        assert!(
+            left <= closed_ttl && left + slack >= closed_ttl,
+            "expires closed_ttl ({closed_ttl:?}) after closing, got {left:?}"
+        );
+        store
+            .set_status(
+                &site,
+                &new.id,
+                ConversationStatus::Bot,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .expect("reopen");
+        assert_eq!(
+            store.expires_in(&site, &new.id).await.expect("ttl"),
+            None,
+            "reopening removes the expiry"
+        );
+        store
+            .set_status(
+                &site,
+                &new.id,
+                ConversationStatus::Closed,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .expect("close again");
+        store
+            .put_pending_handoff(
+                &site,
+                &new.id,
+                PendingHandoff {
+                    reasons: vec![ReasonCode::RequestedHuman],
+                    event_id: EventId(1),
+                    requested_at: OffsetDateTime::now_utc(),
+                    draft: None,
+                },
+            )
+            .await
+            .expect("handoff");
+        assert_eq!(
+            store.expires_in(&site, &new.id).await.expect("ttl"),
+            None,
+            "an open handoff never expires"
+        );
+        assert_eq!(
+            store
+                .events_after(&site, &new.id, EventId::ZERO, 10)
+                .await
+                .expect("events")
+                .len(),
+            2,
+            "nothing was lost on the way"
+        );
+        let missing = store.expires_in(&site, &ConversationId::generate()).await;
+        assert!(
+            matches!(missing, Err(StoreError::NotFound(_))),
+            "{missing:?}"
+        );
+    }
+
+    /// GDPR erasure: the visitor's conversations (events, handoff, feedback, CSAT, contact)
+    /// and index are gone; another visitor's, and the same visitor id on another site, stay.
+    async fn delete_visitor_erases_everything_of_theirs(store: &dyn ConversationStore) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let other_site = SiteId::parse("conf-b").expect("valid");
+        let visitor = VisitorId::generate();
+        let now = OffsetDateTime::now_utc();
+        let mut theirs = Vec::new();
+        for _ in 0..2 {
+            let new = NewConversation {
+                visitor: visitor.clone(),
+                ..new_conversation(&site)
+            };
+            store
+                .create_conversation(new.clone())
+                .await
+                .expect("create");
+            store
+                .append_visitor_message(
+                    &site,
+                    &new.id,
+                    ClientMessageId::generate(),
+                    MessageId::generate(),
+                    "my email is ada@example.com",
+                    now,
+                )
+                .await
+                .expect("append");
+            let answer_id = AnswerId::generate();
+            store
+                .append_event(&site, &new.id, answer(answer_id), now)
+                .await
+                .expect("answer");
+            store
+                .record_feedback(&site, &new.id, answer_id, true, now)
+                .await
+                .expect("feedback");
+            store
+                .set_contact(
+                    &site,
+                    &new.id,
+                    EmailAddress::parse("ada@example.com").expect("valid"),
+                )
+                .await
+                .expect("contact");
+            theirs.push((new.id, answer_id));
+        }
+        store
+            .put_pending_handoff(
+                &site,
+                &theirs[0].0,
+                PendingHandoff {
+                    reasons: vec![ReasonCode::RequestedHuman],
+                    event_id: EventId(2),
+                    requested_at: now,
+                    draft: None,
+                },
+            )
+            .await
+            .expect("handoff");
+        store
+            .set_status(&site, &theirs[1].0, ConversationStatus::Closed, now)
+            .await
+            .expect("close");
+        let someone_else = new_conversation(&site);
+        store
+            .create_conversation(someone_else.clone())
+            .await
+            .expect("create");
+        let same_visitor_elsewhere = NewConversation {
+            visitor: visitor.clone(),
+            ..new_conversation(&other_site)
+        };
+        store
+            .create_conversation(same_visitor_elsewhere.clone())
+            .await
+            .expect("create");
+
+        assert_eq!(
+            store.delete_visitor(&site, &visitor).await.expect("delete"),
+            2
+        );
+        for (id, answer_id) in &theirs {
+            assert!(store.conversation(&site, id).await.expect("get").is_none());
+            assert!(
+                store
+                    .events_after(&site, id, EventId::ZERO, 10)
+                    .await
+                    .expect("events")
+                    .is_empty()
+            );
+            assert!(
+                store
+                    .pending_handoff(&site, id)
+                    .await
+                    .expect("get")
+                    .is_none()
+            );
+            assert_eq!(
+                store.feedback(&site, id, *answer_id).await.expect("get"),
+                None
+            );
+        }
+        assert!(
+            store
+                .visitor_conversations(&site, &visitor)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert!(
+            store
+                .conversation(&site, &someone_else.id)
+                .await
+                .expect("get")
+                .is_some(),
+            "another visitor's conversation stays"
+        );
+        assert_eq!(
+            store
+                .visitor_conversations(&other_site, &visitor)
+                .await
+                .expect("list"),
+            vec![same_visitor_elsewhere.id],
+            "sites are separate tenants"
+        );
+        assert_eq!(
+            store
+                .delete_visitor(&site, &visitor)
+                .await
+                .expect("delete again"),
+            0,
+            "erasure is idempotent"
+        );
     }
 }
