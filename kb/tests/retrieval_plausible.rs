@@ -1,6 +1,6 @@
 //! Retrieval quality on the real Plausible help center and dev questions, read in place from
 //! `../shared`. The index is built once per (corpus, model, chunker) and cached outside the
-//! clone (`~/.cache/frontdesk/kb-index`), so only the first run pays for embedding.
+//! clone (`~/.cache/frontdesk/test-kb`, shared with the server tests), so only the first run pays for embedding.
 //!
 //! The bar (`docs/retrieval-baseline.md`): pure section-level semantic search — what a real
 //! Meilisearch's best configuration amounts to — scores R@1 0.872, MRR@10 0.915, R@5 1.000.
@@ -14,8 +14,8 @@ use frontdesk_kb::index::{KnowledgeBase, SearchRequest, open_cached};
 fn plausible() -> KnowledgeBase {
     open_cached(
         &common::shared("corpora/plausible-help"),
-        "eval",
-        &common::cache_dir().join("kb-index"),
+        "plausible",
+        &common::cache_dir().join("test-kb"),
         Some(common::embedder()),
         FusionParams::default(),
     )
@@ -29,7 +29,7 @@ fn metrics(kb: &KnowledgeBase, ratio: f32, half: Option<bool>) -> RetrievalMetri
         .filter(|q| half.is_none_or(|odd| is_odd_id(&q.id) == odd))
         .collect();
     let (metrics, _) = evaluate(&questions, |q| {
-        let mut request = SearchRequest::new(&q.question, "eval");
+        let mut request = SearchRequest::new(&q.question, "plausible");
         request.k = 10;
         request.semantic_ratio = Some(ratio);
         let result = kb.search(&request)?;
@@ -78,7 +78,7 @@ fn hybrid_beats_section_level_semantic_search_on_the_dev_questions() {
 #[test]
 fn every_hit_keeps_its_raw_scores_and_the_result_is_article_level() {
     let kb = plausible();
-    let mut request = SearchRequest::new("How do I enable two-factor authentication?", "eval");
+    let mut request = SearchRequest::new("How do I enable two-factor authentication?", "plausible");
     request.k = 5;
     let result = kb.search(&request).unwrap();
     assert_eq!(result.hits[0].document_id.as_str(), "2fa");
@@ -108,7 +108,7 @@ fn out_of_domain_messages_get_low_confidence() {
         "I am still waiting on my card?",
         "what is the weather like in paris tomorrow",
     ] {
-        let result = kb.search(&SearchRequest::new(text, "eval")).unwrap();
+        let result = kb.search(&SearchRequest::new(text, "plausible")).unwrap();
         assert!(result.confidence < 0.7, "{text:?} → {}", result.confidence);
     }
 }
@@ -116,7 +116,7 @@ fn out_of_domain_messages_get_low_confidence() {
 #[test]
 fn semantic_ratio_zero_is_keyword_only_ranking() {
     let kb = plausible();
-    let mut request = SearchRequest::new("bypass adblockers with a proxy", "eval");
+    let mut request = SearchRequest::new("bypass adblockers with a proxy", "plausible");
     request.semantic_ratio = Some(0.0);
     request.k = 5;
     let result = kb.search(&request).unwrap();

@@ -5,6 +5,8 @@
 //!   knowledge base (or a retriever the test plugs in), with per-test config overrides;
 //! - [`WsClient`]: a real WebSocket client (tokio-tungstenite) speaking `PROTOCOL.md`.
 
+pub mod plausible;
+
 use anyhow::{Context, anyhow, bail};
 use frontdesk::adapters::kb_retriever::KbRetriever;
 use frontdesk::adapters::memory_store::MemoryStore;
