@@ -6,14 +6,18 @@
 //! - [`WsClient`]: a real WebSocket client (tokio-tungstenite) speaking `PROTOCOL.md`.
 
 pub mod plausible;
+pub mod redis;
 
 use anyhow::{Context, anyhow, bail};
 use frontdesk::adapters::kb_retriever::KbRetriever;
 use frontdesk::adapters::memory_store::MemoryStore;
+use frontdesk::adapters::redis_store::{RedisStore, RedisStoreConfig};
+use frontdesk::config::StoreBackend;
 use frontdesk::config::{ConfigSources, EnvSnapshot, Settings};
 use frontdesk::engine::extractive::ExtractiveGenerator;
 use frontdesk::engine::{Engine, Ports};
 use frontdesk::ports::retriever::Retriever;
+use frontdesk::ports::store::ConversationStore;
 use frontdesk::startup::{Application, ShutdownHandle};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -101,6 +105,8 @@ pub struct TestApp {
     pub site_key: String,
     pub engine: Arc<Engine>,
     pub settings: Settings,
+    /// The Redis store when the config selects one (its round-trip counter, its prefix).
+    pub redis_store: Option<RedisStore>,
     shutdown: ShutdownHandle,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -168,6 +174,26 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
         env: EnvSnapshot::default(),
     })
     .unwrap_or_else(|err| panic!("test config does not load: {err}"));
+    // `[store] redis_url` selects Redis, as at start-up; the test keeps a handle on it (round
+    // trips). With `full_startup` the application connects on its own.
+    let redis_store = match (&settings.store.backend, options.full_startup) {
+        (StoreBackend::Redis { url }, false) => Some(
+            RedisStore::connect(RedisStoreConfig {
+                url: url.expose().to_string(),
+                key_prefix: settings.store.key_prefix.clone(),
+                closed_ttl: settings.store.closed_ttl,
+                timeout: settings.store.timeout,
+            })
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "the test Redis is not usable ({err}); {}",
+                    redis::START_REDIS_HINT
+                )
+            }),
+        ),
+        _ => None,
+    };
     let app = if options.full_startup {
         Application::build(settings.clone())
             .await
@@ -179,8 +205,12 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
                 .await
                 .expect("demo retriever builds"),
         };
+        let store: Arc<dyn ConversationStore> = match &redis_store {
+            Some(redis) => Arc::new(redis.clone()),
+            None => Arc::new(MemoryStore::new(settings.store.closed_ttl)),
+        };
         let ports = Ports {
-            store: Arc::new(MemoryStore::new(settings.store.closed_ttl)),
+            store,
             retriever,
             generator: Arc::new(ExtractiveGenerator::new()),
         };
@@ -199,6 +229,7 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
         site_key,
         engine,
         settings,
+        redis_store,
         shutdown,
         server: Some(server),
         _data_dir: data_dir,

@@ -1128,10 +1128,17 @@ async fn run_hub(
     timeout: Duration,
 ) {
     let mut backoff = PUBSUB_BACKOFF.0;
+    // Subscriptions asked for while disconnected: answered by the next connection attempt.
+    let mut waiting: Vec<oneshot::Sender<Result<(), StoreError>>> = Vec::new();
     loop {
-        match pubsub_session(&client, &channels, &mut commands, timeout).await {
+        match pubsub_session(&client, &channels, &mut commands, &mut waiting, timeout).await {
             SessionEnd::StoreDropped => return,
             SessionEnd::Disconnected { reason, connected } => {
+                for done in waiting.drain(..) {
+                    let _ = done.send(Err(StoreError::Unavailable(format!(
+                        "Redis pub/sub is not connected: {reason}"
+                    ))));
+                }
                 if connected {
                     warn!(store.error = %reason, "Redis pub/sub connection lost; reconnecting");
                     backoff = PUBSUB_BACKOFF.0;
@@ -1140,7 +1147,8 @@ async fn run_hub(
                 }
             }
         }
-        // Between attempts: subscriptions fail fast, releases are still recorded.
+        // Between attempts: a subscription cuts the wait short (Redis may be back; if not,
+        // the attempt fails fast and so does the subscription); releases are recorded.
         let retry_at = tokio::time::Instant::now() + backoff;
         loop {
             tokio::select! {
@@ -1148,9 +1156,8 @@ async fn run_hub(
                 command = commands.recv() => match command {
                     None => return,
                     Some(HubCommand::Subscribe { done, .. }) => {
-                        let _ = done.send(Err(StoreError::Unavailable(
-                            "Redis pub/sub is reconnecting".into(),
-                        )));
+                        waiting.push(done);
+                        break;
                     }
                     Some(HubCommand::Unsubscribe { channel }) => {
                         release_if_unused(&channels, &channel);
@@ -1166,6 +1173,7 @@ async fn pubsub_session(
     client: &redis::Client,
     channels: &Channels,
     commands: &mut mpsc::UnboundedReceiver<HubCommand>,
+    waiting: &mut Vec<oneshot::Sender<Result<(), StoreError>>>,
     timeout: Duration,
 ) -> SessionEnd {
     let disconnected =
@@ -1176,6 +1184,7 @@ async fn pubsub_session(
         Err(_) => return disconnected("connecting timed out".into(), false),
     };
     let (mut sink, mut messages) = pubsub.split();
+    // Every followed channel, including those of the waiting subscriptions.
     let wanted: Vec<String> = lock(channels).keys().cloned().collect();
     let mut confirmed: HashSet<String> = HashSet::new();
     if !wanted.is_empty() {
@@ -1184,6 +1193,9 @@ async fn pubsub_session(
             Ok(Err(err)) => return disconnected(err.to_string(), false),
             Err(_) => return disconnected("resubscribing timed out".into(), false),
         }
+    }
+    for done in waiting.drain(..) {
+        let _ = done.send(Ok(()));
     }
     // Whatever was appended while nothing listened is in the log.
     for sender in lock(channels).values() {
