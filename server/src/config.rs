@@ -427,19 +427,9 @@ pub enum AllowedOrigin {
     Exact(String),
 }
 
-/// Categories for classification.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Taxonomy {
-    pub categories: Vec<Category>,
-}
-
-/// One category.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Category {
-    pub id: String,
-    pub description: String,
-    pub examples: Vec<String>,
-}
+pub use crate::taxonomy::{
+    Category, Handling, PriorityRule, PrioritySignal, Subcategory, Taxonomy,
+};
 
 /// Handoff routing: teams and rules (first match wins, else `default_team`).
 #[derive(Debug, Clone, PartialEq)]
@@ -466,13 +456,25 @@ pub struct RoutingRule {
     pub team: String,
 }
 
-/// Ticket priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ticket priority, in increasing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
     Low,
     Normal,
     High,
     Urgent,
+}
+
+impl Priority {
+    /// `low|normal|high|urgent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Normal => "normal",
+            Self::High => "high",
+            Self::Urgent => "urgent",
+        }
+    }
 }
 
 /// Log output.
@@ -646,24 +648,8 @@ struct RawSite {
     #[serde(default)]
     enforce_identity: bool,
     #[serde(default)]
-    taxonomy: RawTaxonomy,
+    taxonomy: crate::taxonomy::RawTaxonomy,
     routing: Option<RawRouting>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTaxonomy {
-    #[serde(default)]
-    categories: Vec<RawCategory>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCategory {
-    id: String,
-    description: String,
-    #[serde(default)]
-    examples: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1246,26 +1232,9 @@ fn validate_sites(raw: Vec<RawSite>) -> Result<Vec<SiteSettings>, ConfigError> {
                 "needs identity_secret to be set",
             ));
         }
-        let mut category_ids = HashSet::new();
-        let categories = site
-            .taxonomy
-            .categories
-            .into_iter()
-            .map(|category| {
-                let id = category.id.trim().to_string();
-                if id.is_empty() || !category_ids.insert(id.clone()) {
-                    return Err(invalid(
-                        key("taxonomy.categories"),
-                        format!("category id {id:?} is empty or repeated"),
-                    ));
-                }
-                Ok(Category {
-                    id,
-                    description: category.description,
-                    examples: category.examples,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let taxonomy = crate::taxonomy::validate(&key("taxonomy"), site.taxonomy)?;
+        let category_ids: HashSet<String> =
+            taxonomy.categories.iter().map(|c| c.id.clone()).collect();
         let routing = match site.routing {
             None => Routing {
                 default_team: "support".into(),
@@ -1283,7 +1252,7 @@ fn validate_sites(raw: Vec<RawSite>) -> Result<Vec<SiteSettings>, ConfigError> {
             allowed_origins,
             identity_secret,
             enforce_identity: site.enforce_identity,
-            taxonomy: Taxonomy { categories },
+            taxonomy,
             routing,
         });
     }
@@ -1342,16 +1311,7 @@ fn validate_routing(
             let priority = rule
                 .priority
                 .as_deref()
-                .map(|p| match p.trim() {
-                    "low" => Ok(Priority::Low),
-                    "normal" => Ok(Priority::Normal),
-                    "high" => Ok(Priority::High),
-                    "urgent" => Ok(Priority::Urgent),
-                    other => Err(invalid(
-                        format!("{rule_key}.priority"),
-                        format!("{other:?} is not low, normal, high or urgent"),
-                    )),
-                })
+                .map(|p| crate::taxonomy::parse_priority(&format!("{rule_key}.priority"), p))
                 .transpose()?;
             if let Some(language) = &rule.language
                 && !(language.len() == 2 && language.chars().all(|c| c.is_ascii_lowercase()))

@@ -169,6 +169,14 @@ impl FromStr for ActionKind {
     }
 }
 
+/// An account action the visitor asks the team to carry out ("please refund me $20").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ActionRequest {
+    pub kind: ActionKind,
+    /// An amount named in the message (refunds), in the message's currency.
+    pub amount: Option<f64>,
+}
+
 /// What the visitor got for a turn (the wire's `answer_end.decision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

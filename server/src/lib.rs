@@ -15,4 +15,5 @@ pub mod engine;
 pub mod ids;
 pub mod ports;
 pub mod startup;
+pub mod taxonomy;
 pub mod telemetry;

@@ -41,6 +41,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval {
             command: EvalCommand::Calibrate(args),
         } => frontdesk::cli::eval::calibrate(&settings, &cli.global, args),
+        Command::Eval {
+            command: EvalCommand::Classify(args),
+        } => frontdesk::cli::eval_analysis::classify(&settings, &cli.global, args),
+        Command::Eval {
+            command: EvalCommand::Sentiment(args),
+        } => frontdesk::cli::eval_analysis::sentiment(&cli.global, args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! global `--config FILE`, `--site ID` and `--json`.
 
 pub mod eval;
+pub mod eval_analysis;
 pub mod kb;
 
 use crate::config::Settings;
@@ -83,6 +84,66 @@ pub enum EvalCommand {
     Retrieval(EvalRetrievalArgs),
     /// Fit and check the retrieval confidence model (reliability table, expected calibration error).
     Calibrate(EvalCalibrateArgs),
+    /// Intent classification (logistic head and nearest centroid on embeddings) on BANKING77 or CLINC150.
+    Classify(EvalClassifyArgs),
+    /// VADER sentiment against human ratings (Pearson r, sign accuracy).
+    Sentiment(EvalSentimentArgs),
+}
+
+/// Which intent dataset `eval classify` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClassifyDataset {
+    /// BANKING77 CSV (`text,category`).
+    Banking77,
+    /// CLINC150 JSON (`train`, `val`, `oos_train`, `oos_val` lists of `[text, intent]`).
+    Clinc150,
+}
+
+impl ClassifyDataset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Banking77 => "banking77",
+            Self::Clinc150 => "clinc150",
+        }
+    }
+}
+
+/// `frontdesk eval classify --dataset banking77|clinc150 --data FILE [--test FILE | --test-fraction 0.2] [--seed N] [--repeats R] [--shots K]`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalClassifyArgs {
+    #[arg(long, value_enum)]
+    pub dataset: ClassifyDataset,
+    /// Training data (BANKING77 CSV, CLINC150 JSON).
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Test data in the same format (CLINC150: with `test` and `oos_test` lists).
+    #[arg(long, value_name = "FILE", conflicts_with = "test_fraction")]
+    pub test: Option<PathBuf>,
+    /// BANKING77 without --test: share of each class held out for testing.
+    #[arg(long, value_name = "F", default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Seed of the split and of the few-shot sample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Repeat with seeds seed, seed+1, … (few-shot samples; the split stays that of --seed).
+    #[arg(long, default_value_t = 1)]
+    pub repeats: usize,
+    /// Training examples per class (default: all).
+    #[arg(long, value_name = "K")]
+    pub shots: Option<usize>,
+    /// L2 penalty of the logistic head (scikit-learn's 1/C).
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f64,
+    /// Folder of the embedding cache (default ~/.cache/frontdesk/eval-embeddings).
+    #[arg(long, value_name = "DIR")]
+    pub embedding_cache: Option<PathBuf>,
+}
+
+/// `frontdesk eval sentiment FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalSentimentArgs {
+    /// VADER ground-truth TSV: `id<TAB>mean rating (−4..4)<TAB>text`.
+    pub file: PathBuf,
 }
 
 /// `frontdesk eval calibrate --kb PATH --questions FILE --banking77 FILE --clinc150 FILE [--write FILE]`.

@@ -6,6 +6,7 @@
 //! socket forwards the store's event stream ([`Opened::events`]); only the streamed deltas
 //! (never stored) and typing indicators travel on the per-turn channel ([`TurnOutput`]).
 
+pub mod analysis;
 pub mod extractive;
 pub mod guard;
 pub mod human_request;

@@ -7,11 +7,17 @@
 //! | [`ConversationStore`](store::ConversationStore) | in-memory ([`crate::adapters::memory_store`]) |
 //! | [`Retriever`](retriever::Retriever) | the kb knowledge base ([`crate::adapters::kb_retriever`]) |
 //! | [`AnswerGenerator`](answer::AnswerGenerator) | extractive ([`crate::engine::extractive`]) |
+//! | [`QueryEmbedder`](embedder::QueryEmbedder) | the kb embedder ([`crate::adapters::kb_embedder`]) |
+//! | [`Analyzer`](analyzer::Analyzer) | local ([`crate::engine::analysis::LocalAnalyzer`]) |
 
+pub mod analyzer;
 pub mod answer;
+pub mod embedder;
 pub mod retriever;
 pub mod store;
 
+pub use analyzer::{AnalysisRequest, AnalyzeError, Analyzer, TurnAnalysis};
 pub use answer::{AnswerGenerator, AnswerPiece, AnswerRequest, GenerateError};
+pub use embedder::QueryEmbedder;
 pub use retriever::{RetrievalQuery, RetrieveError, Retriever};
 pub use store::{AppendedMessage, ConversationStore, EventStream, NewConversation, StoreError};
