@@ -188,6 +188,10 @@ struct Loaded {
     chunks: Vec<StoredChunk>,
     /// `{site}\u{1f}{chunk id}` → position in `chunks`.
     chunk_by_key: HashMap<String, u32>,
+    /// Chunk position → its row in `vectors` (None when it has no vector).
+    row_of: Vec<Option<u32>>,
+    /// `{site}\u{1f}{document id}` → positions of its chunks.
+    document_chunks: HashMap<String, Vec<u32>>,
     sites: Vec<String>,
     vectors: Option<VectorIndex>,
     /// `{site}\u{1f}{document id}` → article vector.
@@ -309,15 +313,24 @@ impl KnowledgeBase {
                         .article_vectors
                         .insert(key(site, stored.document.id.as_str()), v.to_vec());
                 }
+                let document_key = key(site, stored.document.id.as_str());
                 for chunk in stored.chunks.iter().cloned() {
                     let position = loaded.chunks.len() as u32;
+                    let mut row = None;
                     if let (Some(index), Some(v)) =
                         (vectors.as_mut(), cache.get(&chunk.content_hash))
                     {
                         if v.len() == index.dimensions() {
+                            row = Some(index.len() as u32);
                             index.push(position, site_no, stored.document.internal, v);
                         }
                     }
+                    loaded.row_of.push(row);
+                    loaded
+                        .document_chunks
+                        .entry(document_key.clone())
+                        .or_default()
+                        .push(position);
                     loaded.chunk_by_key.insert(key(site, &chunk.id), position);
                     loaded.chunks.push(StoredChunk {
                         site: site.clone(),
@@ -605,23 +618,53 @@ impl KnowledgeBase {
             .search(request.query, &filter, fusion.n_candidates)?;
         let best_bm25 = keyword_hits.first().map_or(0.0, |h| h.1);
 
-        // chunk position → (bm25, cosine)
-        let mut chunk_scores: HashMap<u32, (f32, Option<f32>)> = HashMap::new();
+        // Candidate articles: those of the BM25 top chunks and of the nearest chunks; then every
+        // chunk of a candidate article is scored exactly (its best and second-best cosine are
+        // article evidence). Work is one pass of dot products plus the candidates' chunks.
+        let mut bm25_of: HashMap<u32, f32> = HashMap::new();
+        let mut candidate_documents: Vec<String> = Vec::new();
+        let mut seen_documents: HashSet<String> = HashSet::new();
+        let mut add_document = |position: u32, seen: &mut HashSet<String>| {
+            let chunk = &loaded.chunks[position as usize].chunk;
+            let document_key = key(request.site, chunk.document_id.as_str());
+            if seen.insert(document_key.clone()) {
+                candidate_documents.push(document_key);
+            }
+        };
         for (chunk_key, bm25) in &keyword_hits {
             if let Some(&position) = loaded.chunk_by_key.get(chunk_key) {
-                chunk_scores.insert(position, (*bm25, None));
+                bm25_of.insert(position, *bm25);
+                add_document(position, &mut seen_documents);
+            }
+        }
+        let semantic = query_vector.zip(loaded.vectors.as_ref());
+        if let Some((q, vectors)) = semantic {
+            let n_semantic = fusion.n_candidates.saturating_mul(2);
+            for (position, _) in
+                vectors.search(q, site_no as u32, request.include_internal, n_semantic)
+            {
+                add_document(position, &mut seen_documents);
+            }
+        }
+        let mut chunk_scores: Vec<(u32, (f32, Option<f32>))> = Vec::new();
+        for document_key in &candidate_documents {
+            for &position in loaded
+                .document_chunks
+                .get(document_key)
+                .into_iter()
+                .flatten()
+            {
+                let bm25 = bm25_of.get(&position).copied().unwrap_or(0.0);
+                let cosine = semantic.and_then(|(q, vectors)| {
+                    loaded.row_of[position as usize]
+                        .map(|row| dot(q, vectors.vector_of_row(row as usize)))
+                });
+                if bm25 > 0.0 || cosine.is_some() {
+                    chunk_scores.push((position, (bm25, cosine)));
+                }
             }
         }
         let mut by_article: HashMap<String, ArticleCandidate> = HashMap::new();
-        if let (Some(q), Some(vectors)) = (query_vector, loaded.vectors.as_ref()) {
-            // Every chunk's cosine is needed for article evidence (best and second best), so
-            // score them all: exact search over the site's chunks.
-            for (position, cosine) in
-                vectors.search(q, site_no as u32, request.include_internal, usize::MAX)
-            {
-                chunk_scores.entry(position).or_insert((0.0, None)).1 = Some(cosine);
-            }
-        }
         let tags_ok = |c: &StoredChunk| request.tags.iter().all(|t| c.tags.contains(t));
         for (position, (bm25, cosine)) in chunk_scores {
             let stored = &loaded.chunks[position as usize];
