@@ -38,10 +38,31 @@ async fn the_full_start_up_serves_the_demo_page_widget_health_and_readiness() {
         widget.headers()["content-type"],
         "application/javascript; charset=utf-8"
     );
-    let script = widget.text().await.expect("body");
+    let launcher = widget.text().await.expect("body");
+    assert_eq!(
+        launcher,
+        frontdesk_tests::read_repo_file("widget/dist/widget.min.js"),
+        "/widget.js is the launcher built in widget/dist"
+    );
     assert!(
-        script.contains("/v1/ws") && script.contains("\"hello\""),
-        "the widget opens the socket and says hello"
+        launcher.contains("/widget.js?part=chat&lang=") && launcher.contains("/v1/ws"),
+        "the launcher knows the socket and loads the chat panel on demand"
+    );
+    let chat = http
+        .get(format!("{}/widget.js?part=chat&lang=fr&v=1", app.http_url))
+        .send()
+        .await
+        .expect("GET /widget.js?part=chat");
+    assert_eq!(chat.status(), 200);
+    assert_eq!(chat.headers()["cache-control"], "public, max-age=86400");
+    let chat = chat.text().await.expect("body");
+    assert_eq!(
+        chat,
+        frontdesk_tests::read_repo_file("widget/dist/chat-fr.min.js")
+    );
+    assert!(
+        chat.contains("\"hello\""),
+        "the chat panel says hello on the socket"
     );
 
     let health = http

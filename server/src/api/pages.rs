@@ -4,8 +4,37 @@ use crate::api::AppState;
 use crate::api::wire::ErrorCode;
 use actix_web::{HttpResponse, web};
 
-/// The widget script (`widget/widget.js`), compiled in.
-pub const WIDGET_JS: &str = include_str!("../../../widget/widget.js");
+/// The widget's launcher (`widget/dist/widget.min.js`, built by `npm run build` in `widget/`
+/// and committed), compiled in: what the script tag loads.
+pub const WIDGET_JS: &str = include_str!("../../../widget/dist/widget.min.js");
+
+/// The widget's chat panel, one bundle per language (`widget/dist/chat-<lang>.min.js`), loaded
+/// by the launcher from `/widget.js?part=chat&lang=<lang>&v=<build hash>` when the visitor
+/// opens the widget (or has a conversation to resume).
+pub const WIDGET_CHAT_JS: [(&str, &str); 4] = [
+    ("en", include_str!("../../../widget/dist/chat-en.min.js")),
+    ("es", include_str!("../../../widget/dist/chat-es.min.js")),
+    ("fr", include_str!("../../../widget/dist/chat-fr.min.js")),
+    ("de", include_str!("../../../widget/dist/chat-de.min.js")),
+];
+
+/// The chat bundle for `lang` (English for any other value).
+pub fn widget_chat_js(lang: Option<&str>) -> &'static str {
+    let [(_, english), ..] = WIDGET_CHAT_JS;
+    WIDGET_CHAT_JS
+        .iter()
+        .find(|(code, _)| Some(*code) == lang)
+        .map_or(english, |(_, script)| script)
+}
+
+/// The query of `/widget.js`: `part=chat` selects the chat panel in `lang`; `v` is the build
+/// hash the launcher asks for (it makes the URL change with every build, so it can be cached).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct WidgetQuery {
+    part: Option<String>,
+    lang: Option<String>,
+    v: Option<String>,
+}
 
 fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -46,12 +75,25 @@ Answers stream from the knowledge base with their sources; ask for a person at a
         .body(page)
 }
 
-/// `GET /widget.js`.
-pub async fn widget_js() -> HttpResponse {
+/// `GET /widget.js`: the launcher; `?part=chat&lang=…` the chat panel. The launcher is cached
+/// for 5 minutes (a deploy reaches every page within that); a chat bundle asked for by build
+/// hash (`v`) for a day.
+pub async fn widget_js(query: Option<web::Query<WidgetQuery>>) -> HttpResponse {
+    let query = query.map(web::Query::into_inner).unwrap_or_default();
+    let (body, cache) = if query.part.as_deref() == Some("chat") {
+        let cache = if query.v.is_some() {
+            "public, max-age=86400"
+        } else {
+            "public, max-age=300"
+        };
+        (widget_chat_js(query.lang.as_deref()), cache)
+    } else {
+        (WIDGET_JS, "public, max-age=300")
+    };
     HttpResponse::Ok()
         .content_type("application/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=300"))
-        .body(WIDGET_JS)
+        .insert_header(("Cache-Control", cache))
+        .body(body)
 }
 
 /// `GET /healthz`: the process is up.
