@@ -73,3 +73,25 @@ test("colours: invalid values fall back; text on any primary reaches WCAG AA (4.
     }
   }
 });
+
+test("the panel's fixed colours meet WCAG AA (4.5:1) on their backgrounds", () => {
+  // Text colour, background, where (src/chat.css and src/launcher.css).
+  const pairs = [
+    ["#1f2328", "#f3f4f6", "assistant bubble"],
+    ["#1f2328", "#e9f5ec", "agent bubble"],
+    ["#0b57d0", "#f3f4f6", "links in a bubble"],
+    ["#424a53", "#f3f4f6", "sources and names in a bubble"],
+    ["#424a53", "#ffffff", "system messages"],
+    ["#424a53", "#f6f8fa", "notices"],
+    ["#57606a", "#ffffff", "placeholder"],
+    ["#b42318", "#ffffff", "errors"],
+    ["#ffffff", "#b42318", "unread badge"],
+    ["#3b2e00", "#fff8c5", "connection line"],
+    ["#0a3069", "#ddf4ff", "handoff line"],
+    ["#ffffff", "#1f2328", "pressed feedback button"],
+  ];
+  for (const [text, background, where] of pairs) {
+    const ratio = contrastRatio(parseHexColor(text), parseHexColor(background));
+    assert.ok(ratio >= 4.5, `${where}: ${ratio.toFixed(2)}:1`);
+  }
+});
