@@ -220,6 +220,17 @@ async fn an_answered_turn_costs_at_most_four_redis_round_trips() {
         vec![3, 3],
         "read conversation, append message, append answer"
     );
+    // A turn that hands off: read conversation, append message, read it again (the handoff
+    // checks it is open), open the handoff (event + pending record + status, one script).
+    let before = store.round_trips();
+    let turn = client
+        .ask("I want to talk to a human please")
+        .await
+        .expect("turn");
+    assert_eq!(turn.end["type"], "handoff", "{}", turn.end);
+    let handoff_turn = store.round_trips() - before;
+    println!("redis round trips per handoff turn: {handoff_turn}");
+    assert_eq!(handoff_turn, 4);
 }
 
 #[tokio::test]

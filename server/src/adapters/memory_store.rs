@@ -9,7 +9,7 @@ use crate::ids::{
     AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
 };
 use crate::ports::store::{
-    AppendedMessage, ConversationStore, EventStream, NewConversation, StoreError,
+    AppendedMessage, ConversationStore, EventStream, NewConversation, OpenedHandoff, StoreError,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -370,6 +370,49 @@ impl ConversationStore for MemoryStore {
         entry.conversation.status_changed_at = handoff.requested_at;
         entry.pending_handoff = Some(handoff);
         Ok(())
+    }
+
+    async fn open_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        announcement: EventKind,
+        mut handoff: PendingHandoff,
+    ) -> Result<OpenedHandoff, StoreError> {
+        if !matches!(announcement, EventKind::Handoff { .. }) {
+            return Err(StoreError::Rejected(
+                "a handoff is announced by a Handoff event".into(),
+            ));
+        }
+        let mut state = self.lock();
+        let key = (site.clone(), *id);
+        let entry = state
+            .conversations
+            .get_mut(&key)
+            .ok_or_else(|| Self::not_found(id))?;
+        let announced = entry.pending_handoff.as_ref().and_then(|pending| {
+            // Event n is at index n - 1.
+            let index = usize::try_from(pending.event_id.get().checked_sub(1)?).ok()?;
+            entry.events.get(index)
+        });
+        if let Some(event) = announced
+            && matches!(event.kind, EventKind::Handoff { .. })
+        {
+            return Ok(OpenedHandoff {
+                event: event.clone(),
+                already_pending: true,
+            });
+        }
+        let event = push_event(entry, announcement, handoff.requested_at);
+        handoff.event_id = event.event_id;
+        entry.conversation.status = ConversationStatus::WaitingForAgent;
+        entry.conversation.status_changed_at = handoff.requested_at;
+        entry.pending_handoff = Some(handoff);
+        Self::publish(&state, &key, &event);
+        Ok(OpenedHandoff {
+            event,
+            already_pending: false,
+        })
     }
 
     async fn pending_handoff(

@@ -40,7 +40,7 @@ use crate::ids::{
     AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
 };
 use crate::ports::store::{
-    AppendedMessage, ConversationStore, EventStream, NewConversation, StoreError,
+    AppendedMessage, ConversationStore, EventStream, NewConversation, OpenedHandoff, StoreError,
 };
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -131,6 +131,28 @@ end
 return 1
 "#;
 
+/// Opens a handoff unless one announced by a `handoff` event is pending: `KEYS` = meta,
+/// events, ids; `ARGV` = channel, created_at (RFC 3339), kind (JSON), the pending handoff as
+/// JSON without its `event_id`, visitor key prefix. Returns `{code, event}`: code 0 = no
+/// conversation, 1 = opened (`event` = the new event), 2 = already pending (its event).
+const OPEN_HANDOFF: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+local pending = redis.call('HGET', KEYS[1], 'handoff')
+if pending then
+  local announced = redis.call('LINDEX', KEYS[2], cjson.decode(pending).event_id - 1)
+  if announced and cjson.decode(announced).kind.kind == 'handoff' then return {2, announced} end
+end
+local id = redis.call('HINCRBY', KEYS[1], 'last_event_id', 1)
+local event = '{"event_id":' .. id .. ',"created_at":"' .. ARGV[2] .. '","kind":' .. ARGV[3] .. '}'
+redis.call('RPUSH', KEYS[2], event)
+local handoff = '{"event_id":' .. id .. ',' .. string.sub(ARGV[4], 2)
+redis.call('HSET', KEYS[1], 'handoff', handoff, 'status', 'waiting_for_agent', 'status_changed_at', ARGV[2])
+for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
+redis.call('PERSIST', ARGV[5] .. redis.call('HGET', KEYS[1], 'visitor'))
+redis.call('PUBLISH', ARGV[1], event)
+return {1, event}
+"#;
+
 /// Sets a hash field of an existing key: `KEYS` = hash; `ARGV` = field, value, field that
 /// must already exist (or empty). Returns 0 without the key, -1 without the required field.
 const SET_FIELD_IF_EXISTS: &str = r#"
@@ -184,6 +206,7 @@ impl Lua {
 
 struct Scripts {
     append: Lua,
+    open_handoff: Lua,
     create: Lua,
     set_status: Lua,
     set_field_if_exists: Lua,
@@ -195,6 +218,7 @@ impl Scripts {
     fn new() -> Self {
         Self {
             append: Lua::new(APPEND),
+            open_handoff: Lua::new(OPEN_HANDOFF),
             create: Lua::new(CREATE),
             set_status: Lua::new(SET_STATUS),
             set_field_if_exists: Lua::new(SET_FIELD_IF_EXISTS),
@@ -873,6 +897,57 @@ impl ConversationStore for RedisStore {
             &[("handoff", &json)],
         )
         .await
+    }
+
+    async fn open_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        announcement: EventKind,
+        handoff: PendingHandoff,
+    ) -> Result<OpenedHandoff, StoreError> {
+        if !matches!(announcement, EventKind::Handoff { .. }) {
+            return Err(rejected("a handoff is announced by a Handoff event"));
+        }
+        let keys = &self.inner.keys;
+        let kind_json = serde_json::to_string(&announcement)
+            .map_err(|err| rejected(format!("event does not serialise: {err}")))?;
+        // The script puts the new event's id in; everything else is serde's own form.
+        let mut fields = serde_json::to_value(&handoff)
+            .map_err(|err| rejected(format!("handoff does not serialise: {err}")))?;
+        if let Some(object) = fields.as_object_mut() {
+            object.remove("event_id");
+        }
+        let fields = fields.to_string();
+        let created_at = rfc3339(handoff.requested_at)?;
+        let (meta, events, ids) = (
+            keys.meta(site, id),
+            keys.events(site, id),
+            keys.ids(site, id),
+        );
+        let (code, event): (i64, String) = self
+            .eval(
+                &self.inner.scripts.open_handoff,
+                &[&meta, &events, &ids],
+                &[
+                    &keys.conversation(site, id),
+                    &created_at,
+                    &kind_json,
+                    &fields,
+                    &keys.visitor_prefix(site),
+                ],
+            )
+            .await?;
+        let already_pending = match code {
+            0 => return Err(StoreError::NotFound(format!("conversation {id}"))),
+            1 => false,
+            2 => true,
+            other => return Err(rejected(format!("handoff script returned code {other}"))),
+        };
+        Ok(OpenedHandoff {
+            event: parse_event(event.as_bytes())?,
+            already_pending,
+        })
     }
 
     async fn pending_handoff(

@@ -722,32 +722,18 @@ impl Engine {
                 "this conversation is closed; start a new one".into(),
             ));
         }
-        let store = &self.ports.store;
-        let (site, id) = (&context.site.id, &context.conversation_id);
-        if let Some(pending) = store.pending_handoff(site, id).await? {
-            let before = EventId(pending.event_id.get().saturating_sub(1));
-            if let Some(event) = store
-                .events_after(site, id, before, 1)
-                .await?
-                .into_iter()
-                .next()
-                && matches!(event.kind, EventKind::Handoff { .. })
-            {
-                return Ok(HandoffRequested {
-                    event,
-                    already_pending: true,
-                });
-            }
-        }
         let message = team.as_deref().map_or_else(
             || replies::HANDOFF_PENDING.to_string(),
             replies::handoff_pending_to,
         );
         let now = OffsetDateTime::now_utc();
-        let event = store
-            .append_event(
-                site,
-                id,
+        // One atomic store call: two instances (or tabs) asking at once open one handoff.
+        let opened = self
+            .ports
+            .store
+            .open_handoff(
+                &context.site.id,
+                &context.conversation_id,
                 EventKind::Handoff {
                     message_id: MessageId::generate(),
                     status: HandoffStatus::Pending,
@@ -755,24 +741,18 @@ impl Engine {
                     message,
                     reasons: reasons.clone(),
                 },
-                now,
-            )
-            .await?;
-        store
-            .put_pending_handoff(
-                site,
-                id,
                 PendingHandoff {
                     reasons,
-                    event_id: event.event_id,
+                    // Set by the store to the announcing event's id.
+                    event_id: EventId::ZERO,
                     requested_at: now,
                     draft: None,
                 },
             )
             .await?;
         Ok(HandoffRequested {
-            event,
-            already_pending: false,
+            event: opened.event,
+            already_pending: opened.already_pending,
         })
     }
 

@@ -61,6 +61,15 @@ pub struct AppendedMessage {
     pub duplicate: bool,
 }
 
+/// The outcome of [`ConversationStore::open_handoff`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenedHandoff {
+    /// The `Handoff` event announcing the handoff (the pending one's when `already_pending`).
+    pub event: StoredEvent,
+    /// True when a handoff was already pending: nothing was stored.
+    pub already_pending: bool,
+}
+
 /// Events of one conversation as they are appended (by any instance), in event-id order.
 /// A subscriber that falls behind still gets every event (adapters re-read what it missed).
 pub type EventStream = BoxStream<'static, StoredEvent>;
@@ -149,6 +158,21 @@ pub trait ConversationStore: Send + Sync {
         id: &ConversationId,
         handoff: PendingHandoff,
     ) -> Result<(), StoreError>;
+
+    /// Opens a handoff, atomically: unless a handoff announced by a `Handoff` event is already
+    /// pending, appends `announcement` (an [`EventKind::Handoff`]), records `handoff` with its
+    /// `event_id` set to the new event's id, and moves the conversation to
+    /// `waiting_for_agent`. When one is pending, stores nothing and returns its event with
+    /// `already_pending = true` (so two instances handling the same request store one
+    /// handoff). A pending draft (announced by an answer) is replaced. `Rejected` if
+    /// `announcement` is not a `Handoff`; `NotFound` if no conversation.
+    async fn open_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        announcement: EventKind,
+        handoff: PendingHandoff,
+    ) -> Result<OpenedHandoff, StoreError>;
 
     /// The pending handoff, if any.
     async fn pending_handoff(
@@ -257,6 +281,7 @@ pub mod conformance {
         subscribers_see_later_events_in_order(store).await;
         replay_then_live_events_meet_exactly_once(store).await;
         records_handoffs_feedback_csat_contact(store).await;
+        racing_handoffs_open_one(store).await;
         unknown_conversations_are_not_found(store).await;
         only_closed_conversations_expire(store, closed_ttl).await;
         delete_visitor_erases_everything_of_theirs(store).await;
@@ -948,6 +973,116 @@ pub mod conformance {
                 .expect("delete again"),
             0,
             "erasure is idempotent"
+        );
+    }
+    fn handoff_announcement() -> EventKind {
+        EventKind::Handoff {
+            message_id: MessageId::generate(),
+            status: HandoffStatus::Pending,
+            team: Some("billing team".into()),
+            message: "Connecting you with our billing team".into(),
+            reasons: vec![ReasonCode::BillingDispute],
+        }
+    }
+
+    /// Four racing `open_handoff` calls (two instances, two tabs) store one handoff event
+    /// and one pending handoff; a pending draft is replaced by a handoff.
+    async fn racing_handoffs_open_one(store: &dyn ConversationStore) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let new = new_conversation(&site);
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        let now = OffsetDateTime::now_utc();
+        let draft = store
+            .append_event(&site, &new.id, answer(AnswerId::generate()), now)
+            .await
+            .expect("answer");
+        store
+            .put_pending_handoff(
+                &site,
+                &new.id,
+                PendingHandoff {
+                    reasons: Vec::new(),
+                    event_id: draft.event_id,
+                    requested_at: now,
+                    draft: Some(crate::domain::DraftAnswer {
+                        text: "Refunds take 5 days.".into(),
+                        citations: Vec::new(),
+                    }),
+                },
+            )
+            .await
+            .expect("draft");
+        let requested = PendingHandoff {
+            reasons: vec![ReasonCode::BillingDispute],
+            event_id: EventId::ZERO,
+            requested_at: now,
+            draft: None,
+        };
+        let results = futures_util::future::join_all((0..4).map(|_| {
+            store.open_handoff(&site, &new.id, handoff_announcement(), requested.clone())
+        }))
+        .await;
+        let results: Vec<OpenedHandoff> = results
+            .into_iter()
+            .map(|r| r.expect("open handoff"))
+            .collect();
+        let opened: Vec<&OpenedHandoff> = results.iter().filter(|r| !r.already_pending).collect();
+        assert_eq!(opened.len(), 1, "one racer opens it: {results:?}");
+        let event = opened[0].event.clone();
+        assert_eq!(event.event_id, EventId(2), "after the draft's answer");
+        assert!(matches!(event.kind, EventKind::Handoff { .. }));
+        for result in &results {
+            assert_eq!(result.event, event, "the others get the same event");
+        }
+        assert_eq!(
+            store.pending_handoff(&site, &new.id).await.expect("get"),
+            Some(PendingHandoff {
+                event_id: event.event_id,
+                ..requested.clone()
+            }),
+            "the draft is replaced by the handoff, pointing at its event"
+        );
+        let conversation = store
+            .conversation(&site, &new.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(conversation.status, ConversationStatus::WaitingForAgent);
+        assert_eq!(conversation.last_event_id, EventId(2));
+        assert_eq!(
+            store
+                .events_after(&site, &new.id, EventId::ZERO, 10)
+                .await
+                .expect("events"),
+            vec![draft, event],
+            "one handoff event"
+        );
+        let wrong_kind = store
+            .open_handoff(
+                &site,
+                &new.id,
+                answer(AnswerId::generate()),
+                requested.clone(),
+            )
+            .await;
+        assert!(
+            matches!(wrong_kind, Err(StoreError::Rejected(_))),
+            "{wrong_kind:?}"
+        );
+        let missing = store
+            .open_handoff(
+                &site,
+                &ConversationId::generate(),
+                handoff_announcement(),
+                requested,
+            )
+            .await;
+        assert!(
+            matches!(missing, Err(StoreError::NotFound(_))),
+            "{missing:?}"
         );
     }
 }
