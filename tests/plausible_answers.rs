@@ -34,6 +34,7 @@ async fn every_answerable_dev_question_gets_ordered_deltas_and_a_cited_answer() 
     for q in &questions {
         let query = RetrievalQuery {
             text: q.question.clone(),
+            query_vector: None,
             k: 5,
             semantic_ratio: None,
             include_internal: false,

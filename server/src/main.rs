@@ -47,6 +47,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval {
             command: EvalCommand::Sentiment(args),
         } => frontdesk::cli::eval_analysis::sentiment(&cli.global, args),
+        Command::Eval {
+            command: EvalCommand::Decisions(args),
+        } => frontdesk::cli::eval_decisions::decisions(&settings, &cli.global, args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! a configured adapter this build does not have yet), opens and fills the knowledge base,
 //! binds the listener and runs the server until shutdown.
 
+use crate::adapters::kb_embedder::BlockingQueryEmbedder;
 use crate::adapters::kb_retriever::KbRetriever;
 use crate::adapters::memory_store::MemoryStore;
 use crate::adapters::redis_store::{RedisStore, RedisStoreConfig};
@@ -9,8 +10,11 @@ use crate::api::{self, AppState};
 use crate::config::{
     EmbedderKind, HelpdeskSettings, KbBackend, LlmProvider, Settings, StoreBackend,
 };
+use crate::engine::analysis::LocalAnalyzer;
 use crate::engine::extractive::ExtractiveGenerator;
 use crate::engine::{Engine, Ports};
+use crate::ports::analyzer::Analyzer;
+use crate::ports::embedder::QueryEmbedder;
 use crate::ports::store::ConversationStore;
 use actix_web::{App, HttpServer, web};
 use frontdesk_kb::embed::{EmbedError, SharedEmbedder};
@@ -272,11 +276,38 @@ pub async fn build_ports(settings: &Settings) -> Result<Ports, StartupError> {
         .map_err(|join| {
             StartupError::Other(format!("knowledge base preparation panicked: {join}"))
         })??;
+    let (embedder, analyzer) = build_analysis(settings, kb.embedder().cloned()).await?;
     Ok(Ports {
         store,
         retriever: Arc::new(KbRetriever::new(Arc::new(kb), "embedded")),
         generator: Arc::new(ExtractiveGenerator::new()),
+        embedder,
+        analyzer,
     })
+}
+
+/// The per-turn embedder and the local analyzer: each site's taxonomy classifier is trained
+/// here (on the blocking pool) from the taxonomy's examples, with the knowledge base's embedder.
+/// Without an embedder, messages are analysed by the rules only (no classification).
+pub async fn build_analysis(
+    settings: &Settings,
+    embedder: Option<SharedEmbedder>,
+) -> Result<(Option<Arc<dyn QueryEmbedder>>, Arc<dyn Analyzer>), StartupError> {
+    let sites = settings.sites.clone();
+    let for_analyzer = embedder.clone();
+    let started = std::time::Instant::now();
+    let analyzer =
+        tokio::task::spawn_blocking(move || LocalAnalyzer::build(&sites, for_analyzer.as_ref()))
+            .await
+            .map_err(|join| StartupError::Other(format!("building the analyzer panicked: {join}")))?
+            .map_err(|err| StartupError::Other(format!("sites.taxonomy: {err}")))?;
+    info!(
+        analyzer.build_ms = started.elapsed().as_millis() as u64,
+        "analyzer ready"
+    );
+    let query_embedder =
+        embedder.map(|e| Arc::new(BlockingQueryEmbedder::new(e)) as Arc<dyn QueryEmbedder>);
+    Ok((query_embedder, Arc::new(analyzer)))
 }
 
 /// Stops a running [`Application`] gracefully.

@@ -213,6 +213,13 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
             store,
             retriever,
             generator: Arc::new(ExtractiveGenerator::new()),
+            // No per-turn embedder: the retriever embeds the query itself, and the analysis
+            // runs its rules without classification.
+            embedder: None,
+            analyzer: Arc::new(
+                frontdesk::engine::analysis::LocalAnalyzer::build(&settings.sites, None)
+                    .unwrap_or_else(|err| panic!("analyzer builds: {err}")),
+            ),
         };
         Application::build_with_ports(settings.clone(), ports)
             .unwrap_or_else(|err| panic!("app does not start: {err}"))

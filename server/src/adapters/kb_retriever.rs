@@ -50,7 +50,7 @@ impl<K: BlockingSearch> Retriever for KbRetriever<K> {
         tokio::task::spawn_blocking(move || {
             kb.search(&SearchRequest {
                 query: &query.text,
-                query_vector: None,
+                query_vector: query.query_vector.as_deref(),
                 site: site.as_str(),
                 k: query.k,
                 semantic_ratio: query.semantic_ratio,

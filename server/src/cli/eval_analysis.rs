@@ -272,7 +272,7 @@ pub struct ClassifyReport {
     pub seed: u64,
     pub repeats: usize,
     /// L2 penalty of the logistic head.
-    pub alpha: f64,
+    pub alpha: f32,
     /// `"test-file"`, `"val"` (CLINC150 default) or `"stratified-<fraction>"`.
     pub split: String,
     pub logistic: ClosedSetFigures,
@@ -302,7 +302,28 @@ struct Split {
     split: String,
 }
 
+/// Seed offset of the validation slice (`--validation`), so it differs from the test split.
+const VALIDATION_SEED_OFFSET: u64 = 1_000;
+
 fn load_split(args: &EvalClassifyArgs) -> anyhow::Result<Split> {
+    let mut split = load_test_split(args)?;
+    if args.validation {
+        // Tune on a slice of the training part only; the test split is never looked at.
+        let (train, validation) = stratified_split(
+            &split.train,
+            split.n_classes,
+            0.2,
+            args.seed + VALIDATION_SEED_OFFSET,
+        );
+        split.train = train;
+        split.test = validation;
+        split.oos_test = Vec::new();
+        split.split = format!("validation-0.2-of-{}", split.split);
+    }
+    Ok(split)
+}
+
+fn load_test_split(args: &EvalClassifyArgs) -> anyhow::Result<Split> {
     match args.dataset {
         ClassifyDataset::Banking77 => {
             let mut names = Vec::new();

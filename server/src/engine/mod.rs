@@ -20,7 +20,9 @@ use crate::domain::{
     EmailAddress, EventKind, HandoffStatus, PendingHandoff, ReasonCode, StoredEvent,
 };
 use crate::ids::{AnswerId, ClientMessageId, ConversationId, EventId, MessageId, VisitorId};
+use crate::ports::analyzer::{AnalysisRequest, Analyzer, TurnAnalysis};
 use crate::ports::answer::{AnswerGenerator, AnswerPiece, AnswerRequest, GenerateError};
+use crate::ports::embedder::QueryEmbedder;
 use crate::ports::retriever::{RetrievalQuery, RetrieveError, Retriever};
 use crate::ports::store::{
     AppendedMessage, ConversationStore, EventStream, NewConversation, StoreError,
@@ -28,7 +30,7 @@ use crate::ports::store::{
 use frontdesk_kb::index::SearchResult;
 use futures_util::StreamExt;
 use guard::{IdentityClaim, MessageRateLimiter, ResumeTokens};
-use policy::{Decision, PolicyInput, RetrievalSignals};
+use policy::{Decision, RetrievalSignals};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -48,6 +50,10 @@ pub struct Ports {
     pub store: Arc<dyn ConversationStore>,
     pub retriever: Arc<dyn Retriever>,
     pub generator: Arc<dyn AnswerGenerator>,
+    /// The turn's one embedding, shared by analysis and retrieval (`None`: keyword-only).
+    pub embedder: Option<Arc<dyn QueryEmbedder>>,
+    /// Language, sentiment, signals, category and priority of each visitor message.
+    pub analyzer: Arc<dyn Analyzer>,
 }
 
 /// Engine errors; `crate::api` maps each to a wire error code.
@@ -182,6 +188,8 @@ pub struct TurnSummary {
     pub first_delta_after: Option<Duration>,
     /// The stored `answer_end` or `handoff` event.
     pub event_id: Option<EventId>,
+    /// What the analysis found (category, priority, sentiment, language).
+    pub analysis: Option<TurnAnalysis>,
 }
 
 /// The outcome of a handoff request.
@@ -409,6 +417,55 @@ impl Engine {
         })
     }
 
+    /// What the policy needs from the conversation so far: the visitor's previous message, and
+    /// the exchanges answered since the last resolution (positive feedback, a close, or an
+    /// agent's involvement), counted up to `policy.max_unresolved_exchanges`. Reads the first
+    /// [`HISTORY_LIMIT`] events.
+    async fn conversation_facts(
+        &self,
+        context: &ConversationContext,
+        current: MessageId,
+    ) -> Result<ConversationFacts, EngineError> {
+        let store = &self.ports.store;
+        let (site, id) = (&context.site.id, &context.conversation_id);
+        let events = store
+            .events_after(site, id, EventId::ZERO, HISTORY_LIMIT)
+            .await?;
+        let previous_visitor_text = events.iter().rev().find_map(|event| match &event.kind {
+            EventKind::VisitorMessage {
+                message_id, text, ..
+            } if *message_id != current => Some(text.clone()),
+            _ => None,
+        });
+        let limit = self.policy.max_unresolved_exchanges.get();
+        let mut n_unresolved_exchanges = 0;
+        for event in events.iter().rev() {
+            match &event.kind {
+                EventKind::AssistantAnswer {
+                    answer_id,
+                    decision,
+                    ..
+                } if *decision != DecisionKind::Draft => {
+                    if store.feedback(site, id, *answer_id).await? == Some(true) {
+                        break;
+                    }
+                    n_unresolved_exchanges += 1;
+                    if n_unresolved_exchanges >= limit {
+                        break;
+                    }
+                }
+                EventKind::ConversationClosed { .. }
+                | EventKind::AgentMessage { .. }
+                | EventKind::Handoff { .. } => break,
+                _ => {}
+            }
+        }
+        Ok(ConversationFacts {
+            previous_visitor_text,
+            n_unresolved_exchanges,
+        })
+    }
+
     async fn ensure_persisted(
         &self,
         context: &ConversationContext,
@@ -459,14 +516,39 @@ impl Engine {
         self.limiter
             .check(&context.site.id, &context.visitor_id)
             .map_err(|retry_after| EngineError::RateLimited { retry_after })?;
-        let conversation = self.ensure_persisted(context).await?;
-        if conversation.status == ConversationStatus::Closed {
+        // The conversation is created by its first message; after that the append reports the
+        // status it saw (atomically), so storing a message costs one store round trip.
+        if !context.persisted.load(Ordering::Acquire) {
+            self.ensure_persisted(context).await?;
+        }
+        let appended = match self.append_message(context, client_message_id, text).await {
+            // Expired or erased since this socket opened it: start it again, as a first
+            // message would.
+            Err(StoreError::NotFound(_)) => {
+                self.ensure_persisted(context).await?;
+                self.append_message(context, client_message_id, text)
+                    .await?
+            }
+            other => other?,
+        };
+        if appended.status == ConversationStatus::Closed && !appended.duplicate {
             return Err(EngineError::BadRequest(
                 "this conversation is closed; start a new one".into(),
             ));
         }
-        let appended = self
-            .ports
+        Ok(Accepted {
+            appended,
+            run_turn: !appended.duplicate && appended.status == ConversationStatus::Bot,
+        })
+    }
+
+    async fn append_message(
+        &self,
+        context: &ConversationContext,
+        client_message_id: ClientMessageId,
+        text: &str,
+    ) -> Result<AppendedMessage, StoreError> {
+        self.ports
             .store
             .append_visitor_message(
                 &context.site.id,
@@ -476,11 +558,7 @@ impl Engine {
                 text,
                 OffsetDateTime::now_utc(),
             )
-            .await?;
-        Ok(Accepted {
-            appended,
-            run_turn: !appended.duplicate && conversation.status == ConversationStatus::Bot,
-        })
+            .await
     }
 
     /// Runs a turn for a stored visitor message: retrieve, decide, then stream and store the
@@ -503,6 +581,7 @@ impl Engine {
             n_deltas: 0,
             first_delta_after: None,
             event_id: None,
+            analysis: None,
         };
         if out
             .send(TurnOutput::Typing { is_typing: true })
@@ -511,35 +590,47 @@ impl Engine {
         {
             return Ok(summary);
         }
-        let requested_human = human_request::asks_for_human(&input.text);
-        let retrieval = if requested_human {
+        let site = &context.site.id;
+        let facts = self.conversation_facts(context, input.message_id).await?;
+        // One embedding per turn, shared by the analysis and retrieval.
+        let embedding = match &self.ports.embedder {
+            Some(embedder) => Some(embedder.embed(&input.text).await?),
+            None => None,
+        };
+        let request = AnalysisRequest {
+            text: &input.text,
+            embedding: embedding.as_deref(),
+            previous_visitor_text: facts.previous_visitor_text.as_deref(),
+        };
+        let analysis = match self.ports.analyzer.analyze(site, &request).await {
+            Ok(analysis) => analysis,
+            Err(err) => {
+                // The rules need no model: fall back to them (no classification).
+                tracing::warn!(error = %err, analyzer = self.ports.analyzer.adapter_name(), "analysis failed; using the local rules only");
+                analysis::LocalAnalyzer::default().analyze_now(site, &request)
+            }
+        };
+        let retrieval = if analysis.requested_human {
             None
         } else {
             let query = RetrievalQuery {
                 text: input.text.clone(),
+                query_vector: embedding,
                 k: N_ARTICLES,
                 semantic_ratio: None,
                 include_internal: false,
             };
-            Some(Arc::new(
-                self.ports
-                    .retriever
-                    .retrieve(&context.site.id, &query)
-                    .await?,
-            ))
+            Some(Arc::new(self.ports.retriever.retrieve(site, &query).await?))
         };
-        let signals = retrieval
-            .as_deref()
-            .map(|result| retrieval_signals(&input.text, result));
-        summary.confidence = signals.map(|s| s.confidence);
-        let decision = policy::decide(
-            &PolicyInput {
-                requested_human,
-                retrieval: signals,
-                flagged: &[],
-            },
+        summary.confidence = retrieval.as_deref().map(|r| r.confidence);
+        let decision = policy::decide_turn(
+            &input.text,
+            &analysis,
+            retrieval.as_deref(),
+            facts.n_unresolved_exchanges,
             &self.policy,
         );
+        summary.analysis = Some(analysis);
         let confidence = summary.confidence.unwrap_or(0.0);
         let mut answer = AnswerStream::new(started, out);
         match decision {
@@ -864,6 +955,13 @@ impl Engine {
             ],
         }
     }
+}
+
+/// The conversation facts the policy uses ([`Engine::conversation_facts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ConversationFacts {
+    previous_visitor_text: Option<String>,
+    n_unresolved_exchanges: u32,
 }
 
 /// Streams an answer's text as deltas and remembers it.

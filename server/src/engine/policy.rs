@@ -1,20 +1,31 @@
 //! The decision policy: a pure function from the turn's signals to what the assistant does
-//! (DESIGN.md "One turn": `decide`). Its rules come from `[policy]`.
+//! (DESIGN.md "One turn": `decide`). Its rules come from `[policy]` and the site's taxonomy.
 //!
-//! Rules (in this build; the analysis issue adds sentiment, categories and action requests
-//! through [`PolicyInput::flagged`]):
-//! - `requested_human`: the visitor asked for a human (frame or phrase);
-//! - `out_of_scope`: retrieval found no citable article;
-//! - `low_confidence`: confidence below `min_confidence` **and** the top article covers less
-//!   than [`MIN_KEYWORD_COVERAGE`] of the question's content words (a calibrated probability
-//!   below the bar is not "nothing relevant" when the article plainly shares the question's words);
-//! - any reason listed in `always_human` hands off at once; any other reason makes the
-//!   assistant say it cannot help and offer a human (for `low_confidence`, naming and citing the
-//!   closest article);
-//! - no reason: answer, or draft when `auto_resolve` is off.
+//! Rules, in order:
+//! 1. reasons raised by the message or the conversation ([`PolicyInput::flagged`]: `security`,
+//!    `legal`, `billing_dispute`, `churn_risk`, a `human` category's reason, and
+//!    [`conversation_reasons`]: `negative_sentiment`, `no_resolution`) and `requested_human`;
+//!    any of them listed in `always_human` hands off at once (retrieval's reasons are kept
+//!    beside them);
+//! 2. an account action the visitor asks for ([`PolicyInput::action`]): a draft for an agent
+//!    when its kind is in `policy.draft` (refunds only up to `refund_draft_limit`; a refund
+//!    without an amount gets a draft), else a handoff at once (an agent must act; no reason
+//!    code, it is work rather than a problem);
+//! 3. the category's handling: `human` hands off at once, `draft` drafts;
+//! 4. retrieval: unsure when the confidence is below `min_confidence` **and** the top article
+//!    covers less than [`MIN_KEYWORD_COVERAGE`] of the question's content words (a calibrated
+//!    probability below the bar is not "nothing relevant" when the article plainly shares the
+//!    question's words); `out_of_scope` when no citable article came back, or when unsure and
+//!    the message is also outside the site's taxonomy (nothing is about it), else
+//!    `low_confidence` — these make the assistant say it cannot help and offer a human (unless
+//!    listed in `always_human`);
+//! 5. otherwise answer, or draft when `auto_resolve` is off.
 
 use crate::config::PolicySettings;
-use crate::domain::{DecisionKind, ReasonCode};
+use crate::domain::{ActionKind, ActionRequest, DecisionKind, ReasonCode};
+use crate::ports::analyzer::TurnAnalysis;
+use crate::taxonomy::Handling;
+use frontdesk_kb::index::SearchResult;
 
 /// Share of the question's content words the top article must contain to be answered from
 /// when its confidence is below `min_confidence`.
@@ -39,9 +50,28 @@ pub struct PolicyInput<'a> {
     pub requested_human: bool,
     /// `None` when retrieval did not run (the visitor asked for a human).
     pub retrieval: Option<RetrievalSignals>,
-    /// Reasons raised by the turn's analysis (security, legal, billing_dispute, churn_risk,
-    /// negative_sentiment, no_resolution, …); empty until the analysis issue.
+    /// Reasons raised by the turn's analysis and the conversation (see the module docs).
     pub flagged: &'a [ReasonCode],
+    /// An account action the visitor asks the team to carry out.
+    pub action: Option<ActionRequest>,
+    /// How the message's category is handled (`Answer` when unclassified).
+    pub handling: Handling,
+    /// The message is far from every example of the site's taxonomy.
+    pub out_of_taxonomy: bool,
+}
+
+impl PolicyInput<'_> {
+    /// An input with only retrieval signals (no flags, no action, default handling).
+    pub fn question(retrieval: Option<RetrievalSignals>) -> PolicyInput<'static> {
+        PolicyInput {
+            requested_human: false,
+            retrieval,
+            flagged: &[],
+            action: None,
+            handling: Handling::Answer,
+            out_of_taxonomy: false,
+        }
+    }
 }
 
 /// What to do with the turn.
@@ -49,7 +79,8 @@ pub struct PolicyInput<'a> {
 pub enum Decision {
     /// Answer from the knowledge base.
     Answer,
-    /// Prepare an answer for an agent to approve (`auto_resolve = false`, account actions).
+    /// Prepare an answer for an agent to approve (`auto_resolve = false`, account actions,
+    /// `draft` categories).
     Draft,
     /// Hand off at once (`immediate`) or say the assistant cannot help and offer a human.
     Handoff {
@@ -69,23 +100,121 @@ impl Decision {
     }
 }
 
-/// Decides the turn (pure). Reasons come out sorted and without repeats.
-pub fn decide(input: &PolicyInput<'_>, settings: &PolicySettings) -> Decision {
-    let mut reasons: Vec<ReasonCode> = input.flagged.to_vec();
-    if input.requested_human {
-        reasons.push(ReasonCode::RequestedHuman);
+/// Reasons raised by the conversation so far: `negative_sentiment` when this message and the
+/// visitor's previous one both score below `policy.negative_sentiment` (VADER compound), and
+/// `no_resolution` when `n_unresolved_exchanges` (answers since the last resolution: positive
+/// feedback or a close) reached `policy.max_unresolved_exchanges`.
+pub fn conversation_reasons(
+    sentiment: f32,
+    previous_sentiment: Option<f32>,
+    n_unresolved_exchanges: u32,
+    settings: &PolicySettings,
+) -> Vec<ReasonCode> {
+    let mut reasons = Vec::new();
+    if sentiment < settings.negative_sentiment
+        && previous_sentiment.is_some_and(|previous| previous < settings.negative_sentiment)
+    {
+        reasons.push(ReasonCode::NegativeSentiment);
     }
-    if let Some(retrieval) = input.retrieval {
-        if retrieval.n_citable_hits == 0 {
-            reasons.push(ReasonCode::OutOfScope);
-        } else if retrieval.confidence < settings.min_confidence
-            && retrieval.keyword_coverage < MIN_KEYWORD_COVERAGE
-        {
-            reasons.push(ReasonCode::LowConfidence);
-        }
+    if n_unresolved_exchanges >= settings.max_unresolved_exchanges.get() {
+        reasons.push(ReasonCode::NoResolution);
     }
+    reasons
+}
+
+/// True when `action` may be drafted for an agent (its kind is in `policy.draft`, and a refund
+/// is within `refund_draft_limit` or names no amount).
+pub fn draftable(action: &ActionRequest, settings: &PolicySettings) -> bool {
+    settings.draft.contains(&action.kind)
+        && (action.kind != ActionKind::Refund
+            || action
+                .amount
+                .is_none_or(|amount| amount <= settings.refund_draft_limit))
+}
+
+/// Decides a turn from its analysis and retrieval result: the conversation's reasons
+/// ([`conversation_reasons`]) are added to the analysis's flags, retrieval becomes
+/// [`RetrievalSignals`] (`crate::engine::retrieval_signals`), then [`decide`]. The engine and
+/// `frontdesk eval decisions` both decide through this function.
+pub fn decide_turn(
+    text: &str,
+    analysis: &TurnAnalysis,
+    retrieval: Option<&SearchResult>,
+    n_unresolved_exchanges: u32,
+    settings: &PolicySettings,
+) -> Decision {
+    let mut flagged = analysis.flagged.clone();
+    flagged.extend(conversation_reasons(
+        analysis.sentiment,
+        analysis.previous_sentiment,
+        n_unresolved_exchanges,
+        settings,
+    ));
+    decide(
+        &PolicyInput {
+            requested_human: analysis.requested_human,
+            retrieval: retrieval.map(|result| super::retrieval_signals(text, result)),
+            flagged: &flagged,
+            action: analysis.action,
+            handling: analysis.handling,
+            out_of_taxonomy: analysis.out_of_taxonomy,
+        },
+        settings,
+    )
+}
+
+fn sorted(mut reasons: Vec<ReasonCode>) -> Vec<ReasonCode> {
     reasons.sort();
     reasons.dedup();
+    reasons
+}
+
+/// Decides the turn (pure). Reasons come out sorted and without repeats.
+pub fn decide(input: &PolicyInput<'_>, settings: &PolicySettings) -> Decision {
+    let mut raised: Vec<ReasonCode> = input.flagged.to_vec();
+    if input.requested_human {
+        raised.push(ReasonCode::RequestedHuman);
+    }
+    let mut from_retrieval = Vec::new();
+    if let Some(retrieval) = input.retrieval {
+        let unsure = retrieval.confidence < settings.min_confidence
+            && retrieval.keyword_coverage < MIN_KEYWORD_COVERAGE;
+        if retrieval.n_citable_hits == 0 || (unsure && input.out_of_taxonomy) {
+            from_retrieval.push(ReasonCode::OutOfScope);
+        } else if unsure {
+            from_retrieval.push(ReasonCode::LowConfidence);
+        }
+    }
+    let all = |raised: &[ReasonCode]| sorted([raised, from_retrieval.as_slice()].concat());
+    if raised
+        .iter()
+        .any(|reason| settings.always_human.contains(reason))
+    {
+        return Decision::Handoff {
+            reasons: all(&raised),
+            immediate: true,
+        };
+    }
+    if let Some(action) = &input.action {
+        if draftable(action, settings) {
+            return Decision::Draft;
+        }
+        return Decision::Handoff {
+            reasons: sorted(raised),
+            immediate: true,
+        };
+    }
+    match input.handling {
+        Handling::Human => {
+            return Decision::Handoff {
+                reasons: sorted(raised),
+                immediate: true,
+            };
+        }
+        Handling::Draft => return Decision::Draft,
+        Handling::Answer => {}
+    }
+    let reasons = all(&raised);
     if !reasons.is_empty() {
         let immediate = reasons
             .iter()
@@ -130,6 +259,10 @@ mod tests {
         keyword_coverage: 0.0,
     };
 
+    fn base() -> PolicyInput<'static> {
+        PolicyInput::question(None)
+    }
+
     fn handoff(reasons: &[ReasonCode], immediate: bool) -> Decision {
         Decision::Handoff {
             reasons: reasons.to_vec(),
@@ -155,6 +288,7 @@ mod tests {
                     requested_human: false,
                     retrieval: Some(CONFIDENT),
                     flagged: &[],
+                    ..base()
                 },
                 &defaults,
                 Decision::Answer,
@@ -165,6 +299,7 @@ mod tests {
                     requested_human: false,
                     retrieval: Some(AT_THRESHOLD),
                     flagged: &[],
+                    ..base()
                 },
                 &defaults,
                 Decision::Answer,
@@ -175,6 +310,7 @@ mod tests {
                     requested_human: false,
                     retrieval: Some(UNSURE_BUT_COVERED),
                     flagged: &[],
+                    ..base()
                 },
                 &defaults,
                 Decision::Answer,
@@ -185,6 +321,7 @@ mod tests {
                     requested_human: false,
                     retrieval: Some(UNSURE),
                     flagged: &[],
+                    ..base()
                 },
                 &defaults,
                 handoff(&[LowConfidence], false),
@@ -195,6 +332,7 @@ mod tests {
                     requested_human: false,
                     retrieval: Some(NOTHING),
                     flagged: &[],
+                    ..base()
                 },
                 &defaults,
                 handoff(&[OutOfScope], false),
@@ -205,6 +343,7 @@ mod tests {
                     requested_human: true,
                     retrieval: None,
                     flagged: &[],
+                    ..base()
                 },
                 &defaults,
                 handoff(&[RequestedHuman], true),
@@ -215,6 +354,7 @@ mod tests {
                     requested_human: true,
                     retrieval: Some(CONFIDENT),
                     flagged: &[],
+                    ..base()
                 },
                 &defaults,
                 handoff(&[RequestedHuman], true),
@@ -225,6 +365,7 @@ mod tests {
                     requested_human: true,
                     retrieval: Some(NOTHING),
                     flagged: &[],
+                    ..base()
                 },
                 &defaults,
                 handoff(&[RequestedHuman, OutOfScope], true),
@@ -235,6 +376,7 @@ mod tests {
                     requested_human: false,
                     retrieval: Some(CONFIDENT),
                     flagged: &[Security],
+                    ..base()
                 },
                 &defaults,
                 handoff(&[Security], true),
@@ -245,6 +387,7 @@ mod tests {
                     requested_human: false,
                     retrieval: Some(UNSURE),
                     flagged: &[ChurnRisk, Legal, ChurnRisk],
+                    ..base()
                 },
                 &defaults,
                 handoff(&[Legal, ChurnRisk, LowConfidence], true),
@@ -255,6 +398,7 @@ mod tests {
                     requested_human: false,
                     retrieval: Some(CONFIDENT),
                     flagged: &[Security],
+                    ..base()
                 },
                 &offer_everything,
                 handoff(&[Security], false),
@@ -265,6 +409,7 @@ mod tests {
                     requested_human: false,
                     retrieval: Some(CONFIDENT),
                     flagged: &[],
+                    ..base()
                 },
                 &drafts,
                 Decision::Draft,
@@ -275,6 +420,7 @@ mod tests {
                     requested_human: true,
                     retrieval: None,
                     flagged: &[],
+                    ..base()
                 },
                 &drafts,
                 handoff(&[RequestedHuman], true),
@@ -298,9 +444,191 @@ mod tests {
                 ..CONFIDENT
             }),
             flagged: &[],
+            ..base()
         };
         assert_eq!(decide(&input, &PolicySettings::default()), Decision::Answer);
         assert_eq!(decide(&input, &strict), handoff(&[LowConfidence], false));
+    }
+
+    #[test]
+    fn actions_categories_and_taxonomy_table() {
+        let defaults = PolicySettings::default();
+        let refund = |amount| {
+            Some(ActionRequest {
+                kind: ActionKind::Refund,
+                amount,
+            })
+        };
+        let cancellation = Some(ActionRequest {
+            kind: ActionKind::Cancellation,
+            amount: None,
+        });
+        let cases: Vec<(&str, PolicyInput<'_>, Decision)> = vec![
+            (
+                "a small refund gets a draft",
+                PolicyInput {
+                    action: refund(Some(20.0)),
+                    retrieval: Some(UNSURE),
+                    ..base()
+                },
+                Decision::Draft,
+            ),
+            (
+                "a refund at the limit gets a draft",
+                PolicyInput {
+                    action: refund(Some(50.0)),
+                    ..base()
+                },
+                Decision::Draft,
+            ),
+            (
+                "a refund over the limit goes to an agent at once",
+                PolicyInput {
+                    action: refund(Some(500.0)),
+                    retrieval: Some(CONFIDENT),
+                    ..base()
+                },
+                handoff(&[], true),
+            ),
+            (
+                "a refund without an amount gets a draft",
+                PolicyInput {
+                    action: refund(None),
+                    ..base()
+                },
+                Decision::Draft,
+            ),
+            (
+                "an action outside policy.draft goes to an agent",
+                PolicyInput {
+                    action: cancellation,
+                    retrieval: Some(CONFIDENT),
+                    ..base()
+                },
+                handoff(&[], true),
+            ),
+            (
+                "a dispute beats the refund draft",
+                PolicyInput {
+                    action: refund(Some(20.0)),
+                    flagged: &[BillingDispute],
+                    retrieval: Some(CONFIDENT),
+                    ..base()
+                },
+                handoff(&[BillingDispute], true),
+            ),
+            (
+                "a human category hands off with its reason",
+                PolicyInput {
+                    handling: Handling::Human,
+                    flagged: &[Legal],
+                    retrieval: Some(CONFIDENT),
+                    ..base()
+                },
+                handoff(&[Legal], true),
+            ),
+            (
+                "a draft category drafts even when confident",
+                PolicyInput {
+                    handling: Handling::Draft,
+                    retrieval: Some(CONFIDENT),
+                    ..base()
+                },
+                Decision::Draft,
+            ),
+            (
+                "outside the taxonomy and unsure: out of scope",
+                PolicyInput {
+                    out_of_taxonomy: true,
+                    retrieval: Some(UNSURE),
+                    ..base()
+                },
+                handoff(&[OutOfScope], false),
+            ),
+            (
+                "outside the taxonomy but the article covers the words: answer",
+                PolicyInput {
+                    out_of_taxonomy: true,
+                    retrieval: Some(UNSURE_BUT_COVERED),
+                    ..base()
+                },
+                Decision::Answer,
+            ),
+            (
+                "outside the taxonomy but confident: answer",
+                PolicyInput {
+                    out_of_taxonomy: true,
+                    retrieval: Some(CONFIDENT),
+                    ..base()
+                },
+                Decision::Answer,
+            ),
+            (
+                "two negative messages in a row hand off at once",
+                PolicyInput {
+                    flagged: &[NegativeSentiment],
+                    retrieval: Some(CONFIDENT),
+                    ..base()
+                },
+                handoff(&[NegativeSentiment], true),
+            ),
+        ];
+        for (name, input, expected) in cases {
+            assert_eq!(decide(&input, &defaults), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn conversation_reasons_table() {
+        let defaults = PolicySettings::default();
+        // (sentiment, previous, unresolved exchanges, expected)
+        let cases: &[(f32, Option<f32>, u32, &[ReasonCode])] = &[
+            (-0.8, Some(-0.7), 0, &[NegativeSentiment]),
+            (-0.8, Some(-0.2), 0, &[]),
+            (-0.8, None, 0, &[]),
+            (-0.5, Some(-0.9), 0, &[]),
+            (0.3, Some(-0.9), 0, &[]),
+            (0.0, None, 2, &[]),
+            (0.0, None, 3, &[NoResolution]),
+            (-0.6, Some(-0.6), 4, &[NegativeSentiment, NoResolution]),
+        ];
+        for (sentiment, previous, unresolved, expected) in cases {
+            assert_eq!(
+                conversation_reasons(*sentiment, *previous, *unresolved, &defaults),
+                *expected,
+                "{sentiment} {previous:?} {unresolved}"
+            );
+        }
+        let strict = PolicySettings {
+            negative_sentiment: -0.3,
+            max_unresolved_exchanges: std::num::NonZeroU32::MIN,
+            ..PolicySettings::default()
+        };
+        assert_eq!(
+            conversation_reasons(-0.4, Some(-0.35), 1, &strict),
+            vec![NegativeSentiment, NoResolution]
+        );
+    }
+
+    #[test]
+    fn refund_limit_and_draft_kinds_come_from_config() {
+        let generous = PolicySettings {
+            refund_draft_limit: 1000.0,
+            draft: vec![ActionKind::Refund, ActionKind::Cancellation],
+            ..PolicySettings::default()
+        };
+        let big_refund = ActionRequest {
+            kind: ActionKind::Refund,
+            amount: Some(500.0),
+        };
+        let cancel = ActionRequest {
+            kind: ActionKind::Cancellation,
+            amount: None,
+        };
+        assert!(!draftable(&big_refund, &PolicySettings::default()));
+        assert!(draftable(&big_refund, &generous));
+        assert!(!draftable(&cancel, &PolicySettings::default()));
+        assert!(draftable(&cancel, &generous));
     }
 
     #[test]

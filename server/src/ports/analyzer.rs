@@ -52,6 +52,8 @@ pub struct TurnAnalysis {
     /// The site has a taxonomy, an embedding was available, and the message is far from
     /// every example (`sites.taxonomy.min_similarity`).
     pub out_of_taxonomy: bool,
+    /// Cosine to the nearest example of the taxonomy, when the classifier ran.
+    pub taxonomy_similarity: Option<f32>,
     /// How the category is handled (`answer` when unclassified).
     pub handling: Handling,
     pub priority: Priority,

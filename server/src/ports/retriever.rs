@@ -13,6 +13,9 @@ use std::time::Duration;
 pub struct RetrievalQuery {
     /// The visitor's text.
     pub text: String,
+    /// The text's embedding when the engine already computed it (one embedding per turn);
+    /// `None`: the retriever embeds the text itself, if it has an embedder.
+    pub query_vector: Option<Vec<f32>>,
     /// Number of articles wanted.
     pub k: usize,
     /// 0 = keyword only, 1 = semantic only; `None` = the configured `kb.semantic_ratio`.

@@ -279,6 +279,7 @@ impl LocalAnalyzer {
 
         let mut category = None;
         let mut out_of_taxonomy = false;
+        let mut taxonomy_similarity = None;
         let mut handling = Handling::Answer;
         let mut priority = Priority::Normal;
         let mut node_reason = None;
@@ -287,6 +288,7 @@ impl LocalAnalyzer {
             && let Some(classifier) = &state.classifier
         {
             let matched = classifier.classify(embedding);
+            taxonomy_similarity = Some(matched.similarity);
             if matched.similarity < state.taxonomy.min_similarity {
                 out_of_taxonomy = true;
             } else {
@@ -364,6 +366,7 @@ impl LocalAnalyzer {
             urgent: found.urgency,
             category,
             out_of_taxonomy,
+            taxonomy_similarity,
             handling,
             priority,
             action,

@@ -230,15 +230,25 @@ impl CompetitorNames {
         }
     }
 
-    /// True when `text` names a competitor together with leaving words ("switch to X",
-    /// "X is better", "moving to X").
+    /// True when `text` names a competitor as where the visitor is going: "switching to X",
+    /// "moving to X", "X is cheaper", "use X instead" (importing from X is not leaving).
     pub fn named_as_alternative(&self, text: &str) -> bool {
-        static LEAVING: LazyLock<Regex> = LazyLock::new(|| {
+        let Some(pattern) = &self.pattern else {
+            return false;
+        };
+        static GOING_TO: LazyLock<Regex> = LazyLock::new(|| {
             regex(
-                r"\b(switch\w*|mov(e|ing)|go(ing)?\s+(back\s+)?to|migrat\w*|leav\w*|cancel\w*|better|cheaper|instead|replace|alternative|cambi\w*|passer|wechsel\w*)\b",
+                r"\b(switch\w*|mov(e|ing)|go(ing)?|migrat\w*|head(ing)?|return(ing)?|leav\w*\s+for)\s+(back\s+)?(over\s+)?to\s*$",
             )
         });
-        self.pattern.as_ref().is_some_and(|p| p.is_match(text)) && LEAVING.is_match(text)
+        static BETTER: LazyLock<Regex> = LazyLock::new(|| {
+            regex(
+                r"^\s*(is|seems|looks|are)\s+(much\s+|way\s+|a\s+lot\s+|so\s+much\s+)?(better|cheaper|faster|easier)|^\s*instead\b",
+            )
+        });
+        pattern
+            .find_iter(text)
+            .any(|m| GOING_TO.is_match(&text[..m.start()]) || BETTER.is_match(&text[m.end()..]))
     }
 }
 
@@ -455,6 +465,8 @@ mod tests {
         let names = CompetitorNames::new(&["Acme Analytics".into(), "Foo".into()]);
         assert!(names.named_as_alternative("we're switching to Acme Analytics next month"));
         assert!(!names.named_as_alternative("can I import data from Acme Analytics?"));
+        assert!(!names.named_as_alternative("we're migrating from Acme Analytics to you"));
+        assert!(names.named_as_alternative("Acme Analytics is way cheaper"));
         assert!(detect_with("Foo is cheaper, I'll move there", &names).churn_risk);
     }
 
