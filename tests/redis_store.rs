@@ -308,6 +308,9 @@ async fn redis_killed_and_restarted_keeps_every_acknowledged_message_and_the_con
     let end = loop {
         match client.recv_within(Duration::from_secs(15)).await {
             Some(Received::Frame(frame)) if frame["type"] == "answer_end" => break frame,
+            Some(Received::Frame(frame)) if frame["type"] == "error" => {
+                panic!("the turn after the restart failed: {frame}")
+            }
             Some(Received::Frame(_)) => {}
             other => panic!("expected the answer, got {other:?}"),
         }

@@ -239,10 +239,20 @@ impl ConversationStore for MemoryStore {
             .conversations
             .get_mut(&key)
             .ok_or_else(|| Self::not_found(id))?;
+        let status = entry.conversation.status;
         if let Some(first) = entry.by_client_id.get(&client_message_id) {
             return Ok(AppendedMessage {
                 duplicate: true,
+                status,
                 ..*first
+            });
+        }
+        if status == ConversationStatus::Closed {
+            return Ok(AppendedMessage {
+                message_id,
+                event_id: EventId::ZERO,
+                duplicate: false,
+                status,
             });
         }
         let event = push_event(
@@ -258,6 +268,7 @@ impl ConversationStore for MemoryStore {
             message_id,
             event_id: event.event_id,
             duplicate: false,
+            status,
         };
         entry.by_client_id.insert(client_message_id, appended);
         Self::publish(&state, &key, &event);
@@ -445,6 +456,23 @@ impl ConversationStore for MemoryStore {
         }
         entry.feedback.insert(answer_id, helpful);
         Ok(())
+    }
+
+    async fn feedback_on_answers(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        answer_ids: &[AnswerId],
+    ) -> Result<Vec<Option<bool>>, StoreError> {
+        let state = self.lock();
+        let feedback = state
+            .conversations
+            .get(&(site.clone(), *id))
+            .map(|entry| &entry.feedback);
+        Ok(answer_ids
+            .iter()
+            .map(|answer_id| feedback.and_then(|f| f.get(answer_id).copied()))
+            .collect())
     }
 
     async fn feedback(

@@ -68,13 +68,17 @@ const CATCH_UP_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Dura
 
 /// Appends an event: `KEYS` = meta, events, ids; `ARGV` = channel, created_at (RFC 3339),
 /// kind (JSON), dedupe field (`m:<client id>` or empty), message id, answer field
-/// (`a:<answer id>` or empty). Returns `{code, event_id, first}`: code 0 = no conversation,
-/// 1 = appended, 2 = duplicate (`first` = `"<message_id> <event_id>"` of the first append).
+/// (`a:<answer id>` or empty). Returns `{code, event_id, first, status}`: code 0 = no
+/// conversation, 1 = appended, 2 = duplicate (`first` = `"<message_id> <event_id>"` of the
+/// first append), 3 = a visitor message refused because the conversation is closed; `status`
+/// is the conversation's status at that moment.
 const APPEND: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, ''} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, '', ''} end
+local status = redis.call('HGET', KEYS[1], 'status')
 if ARGV[4] ~= '' then
   local first = redis.call('HGET', KEYS[3], ARGV[4])
-  if first then return {2, 0, first} end
+  if first then return {2, 0, first, status} end
+  if status == 'closed' then return {3, 0, '', status} end
 end
 local id = redis.call('HINCRBY', KEYS[1], 'last_event_id', 1)
 local event = '{"event_id":' .. id .. ',"created_at":"' .. ARGV[2] .. '","kind":' .. ARGV[3] .. '}'
@@ -87,7 +91,7 @@ if ttl > 0 then
   if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ttl) end
 end
 redis.call('PUBLISH', ARGV[1], event)
-return {1, id, ''}
+return {1, id, '', status}
 "#;
 
 /// Creates a conversation unless it exists: `KEYS` = meta, visitor index; `ARGV` =
@@ -439,6 +443,15 @@ fn parse_conversation(
     }))
 }
 
+/// A feedback field: `1` helpful, `0` not, `-` (an answer without feedback) or absent: none.
+fn parse_feedback(raw: Option<&str>) -> Option<bool> {
+    match raw {
+        Some("1") => Some(true),
+        Some("0") => Some(false),
+        _ => None,
+    }
+}
+
 fn parse_event(raw: &[u8]) -> Result<StoredEvent, StoreError> {
     serde_json::from_slice(raw).map_err(|err| rejected(format!("stored event: {err}")))
 }
@@ -560,7 +573,7 @@ impl RedisStore {
             keys.ids(site, id),
         );
         let channel = keys.conversation(site, id);
-        let (code, event_id, first): (i64, u64, String) = self
+        let (code, event_id, first, status): (i64, u64, String, String) = self
             .eval(
                 &self.inner.scripts.append,
                 &[&meta, &events, &ids],
@@ -574,9 +587,16 @@ impl RedisStore {
                 ],
             )
             .await?;
+        if code == 0 {
+            return Err(StoreError::NotFound(format!("conversation {id}")));
+        }
+        let status = parse_status(&status)
+            .ok_or_else(|| rejected(format!("conversation {id}: unknown status {status:?}")))?;
         match code {
-            0 => Err(StoreError::NotFound(format!("conversation {id}"))),
-            1 => Ok(AppendOutcome::Appended(EventId(event_id))),
+            1 => Ok(AppendOutcome::Appended {
+                event_id: EventId(event_id),
+                status,
+            }),
             2 => {
                 let parsed = first.split_once(' ').and_then(|(message_id, event_id)| {
                     Some((
@@ -589,8 +609,10 @@ impl RedisStore {
                 Ok(AppendOutcome::Duplicate {
                     message_id,
                     event_id,
+                    status,
                 })
             }
+            3 => Ok(AppendOutcome::Closed),
             other => Err(rejected(format!("append script returned code {other}"))),
         }
     }
@@ -689,11 +711,17 @@ impl RedisStore {
 }
 
 enum AppendOutcome {
-    Appended(EventId),
+    Appended {
+        event_id: EventId,
+        status: ConversationStatus,
+    },
     Duplicate {
         message_id: MessageId,
         event_id: EventId,
+        status: ConversationStatus,
     },
+    /// A visitor message to a closed conversation: nothing stored.
+    Closed,
 }
 
 #[async_trait::async_trait]
@@ -802,18 +830,27 @@ impl ConversationStore for RedisStore {
             .append(site, id, &kind, at, Some((client_message_id, message_id)))
             .await?
         {
-            AppendOutcome::Appended(event_id) => Ok(AppendedMessage {
+            AppendOutcome::Appended { event_id, status } => Ok(AppendedMessage {
                 message_id,
                 event_id,
                 duplicate: false,
+                status,
             }),
             AppendOutcome::Duplicate {
                 message_id,
                 event_id,
+                status,
             } => Ok(AppendedMessage {
                 message_id,
                 event_id,
                 duplicate: true,
+                status,
+            }),
+            AppendOutcome::Closed => Ok(AppendedMessage {
+                message_id,
+                event_id: EventId::ZERO,
+                duplicate: false,
+                status: ConversationStatus::Closed,
             }),
         }
     }
@@ -826,14 +863,14 @@ impl ConversationStore for RedisStore {
         at: OffsetDateTime,
     ) -> Result<StoredEvent, StoreError> {
         match self.append(site, id, &kind, at, None).await? {
-            AppendOutcome::Appended(event_id) => Ok(StoredEvent {
+            AppendOutcome::Appended { event_id, .. } => Ok(StoredEvent {
                 event_id,
                 // The stored form keeps what RFC 3339 keeps (nanoseconds, the offset).
                 created_at: at,
                 kind,
             }),
-            AppendOutcome::Duplicate { .. } => Err(rejected(
-                "append without an idempotency key reported a duplicate",
+            AppendOutcome::Duplicate { .. } | AppendOutcome::Closed => Err(rejected(
+                "an append without an idempotency key was refused as a visitor message",
             )),
         }
     }
@@ -988,6 +1025,27 @@ impl ConversationStore for RedisStore {
         Ok(())
     }
 
+    async fn feedback_on_answers(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        answer_ids: &[AnswerId],
+    ) -> Result<Vec<Option<bool>>, StoreError> {
+        if answer_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.inner.keys.ids(site, id));
+        for answer_id in answer_ids {
+            cmd.arg(format!("a:{answer_id}"));
+        }
+        let raw: Vec<Option<String>> = self.query(&cmd).await?;
+        Ok(raw
+            .iter()
+            .map(|value| parse_feedback(value.as_deref()))
+            .collect())
+    }
+
     async fn feedback(
         &self,
         site: &SiteId,
@@ -1001,11 +1059,7 @@ impl ConversationStore for RedisStore {
                     .arg(format!("a:{answer_id}")),
             )
             .await?;
-        Ok(match raw.as_deref() {
-            Some("1") => Some(true),
-            Some("0") => Some(false),
-            _ => None,
-        })
+        Ok(parse_feedback(raw.as_deref()))
     }
 
     async fn record_csat(

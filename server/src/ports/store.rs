@@ -59,6 +59,10 @@ pub struct AppendedMessage {
     pub event_id: EventId,
     /// True when this `client_message_id` was already stored: nothing was appended.
     pub duplicate: bool,
+    /// The conversation's status when the message was stored (for a duplicate or a refused
+    /// message: its status now). Read in the same atomic step as the append, so the caller
+    /// needs no separate read to decide whether the assistant answers.
+    pub status: ConversationStatus,
 }
 
 /// The outcome of [`ConversationStore::open_handoff`].
@@ -112,7 +116,9 @@ pub trait ConversationStore: Send + Sync {
 
     /// Appends a visitor message once per `client_message_id`: the first call stores it with
     /// `message_id` and a new event id; later calls with the same client id store nothing and
-    /// return the first call's ids with `duplicate = true`. `NotFound` if no conversation.
+    /// return the first call's ids with `duplicate = true`. A closed conversation takes no new
+    /// message: nothing is stored and the result has `status: Closed` and event id 0.
+    /// `NotFound` if no conversation.
     async fn append_visitor_message(
         &self,
         site: &SiteId,
@@ -191,6 +197,15 @@ pub trait ConversationStore: Send + Sync {
         helpful: bool,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+
+    /// The recorded feedback on each of `answer_ids`, in the same order (`None`: no feedback,
+    /// or no such answer), in one call.
+    async fn feedback_on_answers(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        answer_ids: &[AnswerId],
+    ) -> Result<Vec<Option<bool>>, StoreError>;
 
     /// The recorded feedback on an answer, if any.
     async fn feedback(
@@ -282,6 +297,7 @@ pub mod conformance {
         replay_then_live_events_meet_exactly_once(store).await;
         records_handoffs_feedback_csat_contact(store).await;
         racing_handoffs_open_one(store).await;
+        messages_carry_the_status_and_closed_conversations_take_none(store).await;
         unknown_conversations_are_not_found(store).await;
         only_closed_conversations_expire(store, closed_ttl).await;
         delete_visitor_erases_everything_of_theirs(store).await;
@@ -340,7 +356,8 @@ pub mod conformance {
             AppendedMessage {
                 message_id: first_id,
                 event_id: EventId(1),
-                duplicate: false
+                duplicate: false,
+                status: ConversationStatus::Bot,
             }
         );
         let second = store
@@ -359,7 +376,8 @@ pub mod conformance {
             AppendedMessage {
                 message_id: first_id,
                 event_id: EventId(1),
-                duplicate: true
+                duplicate: true,
+                status: ConversationStatus::Bot,
             }
         );
         let events = store
@@ -1083,6 +1101,116 @@ pub mod conformance {
         assert!(
             matches!(missing, Err(StoreError::NotFound(_))),
             "{missing:?}"
+        );
+    }
+    /// The append reports the status it saw; a closed conversation stores no new message but
+    /// still answers a duplicate; feedback comes back in one call, in order.
+    async fn messages_carry_the_status_and_closed_conversations_take_none(
+        store: &dyn ConversationStore,
+    ) {
+        let site = SiteId::parse("conf-a").expect("valid");
+        let new = new_conversation(&site);
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        let now = OffsetDateTime::now_utc();
+        let sent = ClientMessageId::generate();
+        let first = store
+            .append_visitor_message(&site, &new.id, sent, MessageId::generate(), "q", now)
+            .await
+            .expect("append");
+        assert_eq!(first.status, ConversationStatus::Bot);
+        let helpful = AnswerId::generate();
+        let unhelpful = AnswerId::generate();
+        for answer_id in [helpful, unhelpful] {
+            store
+                .append_event(&site, &new.id, answer(answer_id), now)
+                .await
+                .expect("answer");
+        }
+        store
+            .record_feedback(&site, &new.id, helpful, true, now)
+            .await
+            .expect("feedback");
+        store
+            .record_feedback(&site, &new.id, unhelpful, false, now)
+            .await
+            .expect("feedback");
+        assert_eq!(
+            store
+                .feedback_on_answers(&site, &new.id, &[unhelpful, AnswerId::generate(), helpful])
+                .await
+                .expect("feedback"),
+            vec![Some(false), None, Some(true)]
+        );
+        assert_eq!(
+            store
+                .feedback_on_answers(&site, &ConversationId::generate(), &[helpful])
+                .await
+                .expect("feedback"),
+            vec![None]
+        );
+        assert!(
+            store
+                .feedback_on_answers(&site, &new.id, &[])
+                .await
+                .expect("feedback")
+                .is_empty()
+        );
+
+        store
+            .set_status(&site, &new.id, ConversationStatus::WithAgent, now)
+            .await
+            .expect("status");
+        let with_agent = store
+            .append_visitor_message(
+                &site,
+                &new.id,
+                ClientMessageId::generate(),
+                MessageId::generate(),
+                "still there?",
+                now,
+            )
+            .await
+            .expect("append");
+        assert_eq!(with_agent.status, ConversationStatus::WithAgent);
+        assert_eq!(with_agent.event_id, EventId(4));
+
+        store
+            .set_status(&site, &new.id, ConversationStatus::Closed, now)
+            .await
+            .expect("close");
+        let refused = store
+            .append_visitor_message(
+                &site,
+                &new.id,
+                ClientMessageId::generate(),
+                MessageId::generate(),
+                "hello?",
+                now,
+            )
+            .await
+            .expect("append");
+        assert_eq!(refused.status, ConversationStatus::Closed);
+        assert_eq!(refused.event_id, EventId::ZERO, "nothing stored");
+        assert!(!refused.duplicate);
+        let again = store
+            .append_visitor_message(&site, &new.id, sent, MessageId::generate(), "q", now)
+            .await
+            .expect("append");
+        assert_eq!(
+            (again.duplicate, again.event_id, again.status),
+            (true, EventId(1), ConversationStatus::Closed),
+            "a duplicate is still recognised"
+        );
+        assert_eq!(
+            store
+                .events_after(&site, &new.id, EventId::ZERO, 100)
+                .await
+                .expect("events")
+                .len(),
+            4
         );
     }
 }
