@@ -290,6 +290,8 @@ pub struct OutOfScopeReport {
     pub n_threshold_oos: usize,
     pub logistic: OpenSetFigures,
     pub centroid: OpenSetFigures,
+    /// The logistic head's class with the nearest centroid's cosine as the out-of-scope score.
+    pub logistic_centroid_score: OpenSetFigures,
 }
 
 struct Split {
@@ -422,8 +424,8 @@ fn vectors<'a>(embeddings: &'a HashMap<String, Vec<f32>>, texts: &[String]) -> V
 /// JSON (`--json`): [`ClassifyReport`] — `dataset`, `n_classes`, `n_train`, `n_test`,
 /// `n_test_oos`, `shots`, `seed`, `repeats`, `alpha`, `split`, `logistic` and `centroid`
 /// (`accuracy`, `macro_f1`, each `{mean, sd, runs}`), and for CLINC150 `out_of_scope`
-/// (`n_threshold_in_scope`, `n_threshold_oos`, `logistic` and `centroid` with `threshold`,
-/// `in_scope_accuracy`, `oos_recall`).
+/// (`n_threshold_in_scope`, `n_threshold_oos`, `logistic`, `centroid` and
+/// `logistic_centroid_score` with `threshold`, `in_scope_accuracy`, `oos_recall`).
 pub fn classify(
     settings: &Settings,
     global: &GlobalArgs,
@@ -453,7 +455,7 @@ pub fn classify(
     let repeats = args.repeats.max(1);
 
     let mut closed: [(Vec<f64>, Vec<f64>); 2] = Default::default();
-    let mut open: [(Vec<f64>, Vec<f64>, Vec<f64>); 2] = Default::default();
+    let mut open: [(Vec<f64>, Vec<f64>, Vec<f64>); 3] = Default::default();
     let mut n_threshold = (0, 0);
     for repeat in 0..repeats {
         let seed = args.seed + repeat as u64;
@@ -493,8 +495,17 @@ pub fn classify(
         let oos_train_vectors = vectors(&embeddings, &split.oos_train);
         let sliced_head = SoftmaxHead::fit(&fit_vectors, &fit_part.labels, n_classes, params)?;
         let sliced_centroid = NearestCentroid::fit(&fit_vectors, &fit_part.labels, n_classes)?;
-        let predictors: [&dyn Fn(&[f32]) -> Prediction; 2] =
-            [&|v| sliced_head.predict(v), &|v| sliced_centroid.predict(v)];
+        // The hybrid: the logistic head's class, scored by the nearest centroid's cosine (as
+        // the taxonomy classifier scores by the nearest example).
+        let hybrid = |v: &[f32]| Prediction {
+            class: sliced_head.predict(v).class,
+            score: sliced_centroid.predict(v).score,
+        };
+        let predictors: [&dyn Fn(&[f32]) -> Prediction; 3] = [
+            &|v| sliced_head.predict(v),
+            &|v| sliced_centroid.predict(v),
+            &hybrid,
+        ];
         for (figures, predict) in open.iter_mut().zip(predictors) {
             let held: Vec<(Prediction, usize)> = slice_vectors
                 .iter()
@@ -520,16 +531,18 @@ pub fn classify(
         macro_f1: Summary::of(macro_f1),
     });
     let out_of_scope = (!split.oos_test.is_empty()).then(|| {
-        let [logistic, centroid] = open.map(|(threshold, accuracy, recall)| OpenSetFigures {
-            threshold: Summary::of(threshold),
-            in_scope_accuracy: Summary::of(accuracy),
-            oos_recall: Summary::of(recall),
-        });
+        let [logistic, centroid, logistic_centroid_score] =
+            open.map(|(threshold, accuracy, recall)| OpenSetFigures {
+                threshold: Summary::of(threshold),
+                in_scope_accuracy: Summary::of(accuracy),
+                oos_recall: Summary::of(recall),
+            });
         OutOfScopeReport {
             n_threshold_in_scope: n_threshold.0,
             n_threshold_oos: n_threshold.1,
             logistic,
             centroid,
+            logistic_centroid_score,
         }
     });
     let report = ClassifyReport {
@@ -578,7 +591,11 @@ pub fn classify(
             "out of scope ({} + {} utterances to fit the threshold, {} out-of-scope test utterances):",
             oos.n_threshold_in_scope, oos.n_threshold_oos, report.n_test_oos
         );
-        for (name, figures) in [("logistic", &oos.logistic), ("centroid", &oos.centroid)] {
+        for (name, figures) in [
+            ("logistic", &oos.logistic),
+            ("centroid", &oos.centroid),
+            ("logistic+centroid score", &oos.logistic_centroid_score),
+        ] {
             println!(
                 "{name:<9} threshold {:.3}  in-scope accuracy {}  out-of-scope recall {}",
                 figures.threshold.mean,
