@@ -4,7 +4,7 @@
 
 use crate::cli::eval_analysis::embedding_cache_dir;
 use crate::cli::{EvalDecisionsArgs, GlobalArgs};
-use crate::config::Settings;
+use crate::config::{PolicySettings, Settings};
 use crate::domain::{DecisionKind, ReasonCode};
 use crate::engine::N_ARTICLES;
 use crate::engine::analysis::LocalAnalyzer;
@@ -14,19 +14,39 @@ use crate::ports::analyzer::AnalysisRequest;
 use crate::startup::build_embedder;
 use anyhow::Context;
 use frontdesk_kb::fusion::FusionParams;
-use frontdesk_kb::index::{SearchRequest, open_cached};
+use frontdesk_kb::index::{KnowledgeBase, SearchRequest, open_cached};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Site id the evaluation index and taxonomy are built under.
 const EVAL_SITE: &str = "eval";
 
-#[derive(Debug, Deserialize)]
-struct Question {
-    id: String,
-    question: String,
+/// A labelled question of the decisions file (JSONL).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LabelledDecision {
+    pub id: String,
+    pub question: String,
     /// `answer`, `draft` or `handoff:<reason>`.
-    expected: String,
+    pub expected: String,
+}
+
+/// Reads a JSONL file of [`LabelledDecision`]s (other fields, such as `relevant`, are ignored).
+pub fn load_labelled_decisions(path: &std::path::Path) -> anyhow::Result<Vec<LabelledDecision>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).with_context(|| {
+                format!(
+                    "{}:{}: expected {{id, question, expected}}",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
 }
 
 /// One question's outcome.
@@ -68,88 +88,25 @@ pub struct DecisionsReport {
     pub all: Vec<DecisionOutcome>,
 }
 
-fn same_reason(expected: ReasonCode, got: ReasonCode) -> bool {
-    let scope = |r| matches!(r, ReasonCode::LowConfidence | ReasonCode::OutOfScope);
-    expected == got || (scope(expected) && scope(got))
-}
-
-/// `frontdesk eval decisions --kb PATH --questions FILE [--taxonomy FILE] [--verbose]`.
+/// Decides every question as a first turn (no previous message, no unresolved exchange): the
+/// analysis with the question's embedding from `embeddings` (none when absent), retrieval
+/// from `kb` for `site` with that embedding, then [`decide_turn`] under `policy`. `all` is filled
+/// when `keep_all`.
 ///
-/// The taxonomy is the first site's of `--taxonomy FILE` (a complete config file such as
-/// `config/example-plausible.toml`), else that of `--site` / the first site of the loaded config;
-/// the policy is `[policy]` of the loaded config. Each question is a fresh conversation (no
-/// previous message, no unresolved exchange).
-///
-/// JSON (`--json`): [`DecisionsReport`] — `n`, `decision_accuracy`, `reason_accuracy`,
-/// `by_expected`, `misses` (each with `id`, `question`, `expected`, `decision`, `reasons`,
-/// `decision_right`, `reason_right`, `confidence`, `top_article`, `category`, `sentiment`,
-/// `out_of_taxonomy`), and `all` with `--verbose`.
-pub fn decisions(
-    settings: &Settings,
-    global: &GlobalArgs,
-    args: &EvalDecisionsArgs,
-) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.questions)
-        .with_context(|| format!("reading {}", args.questions.display()))?;
-    let questions: Vec<Question> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).with_context(|| {
-                format!(
-                    "{}:{}: expected {{id, question, expected}}",
-                    args.questions.display(),
-                    i + 1
-                )
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let taxonomy = match &args.taxonomy {
-        Some(path) => crate::taxonomy::from_config_file(path, global.site.as_deref())?,
-        None => {
-            let site = crate::cli::resolve_site(settings, global)?;
-            settings
-                .sites
-                .iter()
-                .find(|s| s.id == site)
-                .map(|s| s.taxonomy.clone())
-                .context("the resolved site is configured")?
-        }
-    };
-    let embedder = build_embedder(settings)?;
-    let fusion = FusionParams {
-        semantic_ratio: settings.kb.semantic_ratio,
-        ..Default::default()
-    };
-    let kb = open_cached(
-        &args.kb,
-        EVAL_SITE,
-        &settings.kb.data_dir.join("eval"),
-        embedder.clone(),
-        fusion,
-    )?;
-    let site = SiteId::parse(EVAL_SITE)?;
-    let analyzer = LocalAnalyzer::for_taxonomy(&site, &taxonomy, embedder.as_ref())?;
-    // Question embeddings are cached like the other evaluation texts.
-    let embeddings = match &embedder {
-        Some(embedder) => {
-            let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
-            Some(crate::cli::eval_analysis::embed_cached(
-                embedder,
-                &embedding_cache_dir(settings, None),
-                &texts,
-            )?)
-        }
-        None => None,
-    };
-
+/// Errors: a search fails, or an `expected` label names an unknown reason code.
+pub fn evaluate(
+    kb: &KnowledgeBase,
+    site: &str,
+    analyzer: &LocalAnalyzer,
+    questions: &[LabelledDecision],
+    embeddings: &HashMap<String, Vec<f32>>,
+    policy: &PolicySettings,
+    keep_all: bool,
+) -> anyhow::Result<DecisionsReport> {
+    let site = SiteId::parse(site)?;
     let mut outcomes = Vec::with_capacity(questions.len());
-    for q in &questions {
-        let embedding = embeddings
-            .as_ref()
-            .and_then(|e| e.get(&q.question))
-            .map(Vec::as_slice);
+    for q in questions {
+        let embedding = embeddings.get(&q.question).map(Vec::as_slice);
         let analysis = analyzer.analyze_now(
             &site,
             &AnalysisRequest {
@@ -161,18 +118,12 @@ pub fn decisions(
         let retrieval = if analysis.requested_human {
             None
         } else {
-            let mut request = SearchRequest::new(&q.question, EVAL_SITE);
+            let mut request = SearchRequest::new(&q.question, site.as_str());
             request.k = N_ARTICLES;
             request.query_vector = embedding;
             Some(kb.search(&request)?)
         };
-        let decision = decide_turn(
-            &q.question,
-            &analysis,
-            retrieval.as_ref(),
-            0,
-            &settings.policy,
-        );
+        let decision = decide_turn(&q.question, &analysis, retrieval.as_ref(), 0, policy);
         let (kind, reasons) = match &decision {
             Decision::Answer => (DecisionKind::Answer, Vec::new()),
             Decision::Draft => (DecisionKind::Draft, Vec::new()),
@@ -227,12 +178,83 @@ pub fn decisions(
             .filter(|o| !o.reason_right)
             .cloned()
             .collect(),
-        all: if args.verbose {
-            outcomes.clone()
-        } else {
-            Vec::new()
-        },
+        all: if keep_all { outcomes } else { Vec::new() },
     };
+    Ok(report)
+}
+
+fn same_reason(expected: ReasonCode, got: ReasonCode) -> bool {
+    let scope = |r| matches!(r, ReasonCode::LowConfidence | ReasonCode::OutOfScope);
+    expected == got || (scope(expected) && scope(got))
+}
+
+/// `frontdesk eval decisions --kb PATH --questions FILE [--taxonomy FILE] [--verbose]`.
+///
+/// The taxonomy is the first site's of `--taxonomy FILE` (a complete config file such as
+/// `config/example-plausible.toml`), else that of `--site` / the first site of the loaded config;
+/// the policy is `[policy]` of the loaded config. Each question is a fresh conversation (no
+/// previous message, no unresolved exchange).
+///
+/// JSON (`--json`): [`DecisionsReport`] — `n`, `decision_accuracy`, `reason_accuracy`,
+/// `by_expected`, `misses` (each with `id`, `question`, `expected`, `decision`, `reasons`,
+/// `decision_right`, `reason_right`, `confidence`, `top_article`, `category`, `sentiment`,
+/// `out_of_taxonomy`), and `all` with `--verbose`.
+pub fn decisions(
+    settings: &Settings,
+    global: &GlobalArgs,
+    args: &EvalDecisionsArgs,
+) -> anyhow::Result<()> {
+    let questions = load_labelled_decisions(&args.questions)?;
+    let taxonomy = match &args.taxonomy {
+        Some(path) => crate::taxonomy::from_config_file(path, global.site.as_deref())?,
+        None => {
+            let site = crate::cli::resolve_site(settings, global)?;
+            settings
+                .sites
+                .iter()
+                .find(|s| s.id == site)
+                .map(|s| s.taxonomy.clone())
+                .context("the resolved site is configured")?
+        }
+    };
+    let embedder = build_embedder(settings)?;
+    let fusion = FusionParams {
+        semantic_ratio: settings.kb.semantic_ratio,
+        ..Default::default()
+    };
+    let kb = open_cached(
+        &args.kb,
+        EVAL_SITE,
+        &settings.kb.data_dir.join("eval"),
+        embedder.clone(),
+        fusion,
+    )?;
+    let site = SiteId::parse(EVAL_SITE)?;
+    let analyzer = LocalAnalyzer::for_taxonomy(&site, &taxonomy, embedder.as_ref())?;
+    // Question embeddings are cached like the other evaluation texts.
+    let embeddings = match &embedder {
+        Some(embedder) => {
+            let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
+            Some(crate::cli::eval_analysis::embed_cached(
+                embedder,
+                &embedding_cache_dir(settings, None),
+                &texts,
+            )?)
+        }
+        None => None,
+    };
+
+    let no_vectors = HashMap::new();
+    let report = evaluate(
+        &kb,
+        EVAL_SITE,
+        &analyzer,
+        &questions,
+        embeddings.as_ref().unwrap_or(&no_vectors),
+        &settings.policy,
+        args.verbose,
+    )?;
+    let outcomes = report.all.clone();
     if global.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
