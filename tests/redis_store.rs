@@ -214,14 +214,14 @@ async fn an_answered_turn_costs_at_most_four_redis_round_trips() {
         per_turn.push(store.round_trips() - before);
     }
     println!("redis round trips per answered turn: {per_turn:?}");
-    assert!(per_turn.iter().all(|n| *n <= 4), "{per_turn:?}");
     assert_eq!(
         per_turn,
-        vec![3, 3],
-        "read conversation, append message, append answer"
+        vec![4, 4],
+        "append the message (status read atomically), read the events and the recent \
+         answers' feedback for the policy, append the answer: issue 4's budget is 4"
     );
-    // A turn that hands off: read conversation, append message, read it again (the handoff
-    // checks it is open), open the handoff (event + pending record + status, one script).
+    // A turn that hands off: append the message, the policy's two reads, then open the
+    // handoff (event + pending record + status in one script).
     let before = store.round_trips();
     let turn = client
         .ask("I want to talk to a human please")
@@ -305,9 +305,14 @@ async fn redis_killed_and_restarted_keeps_every_acknowledged_message_and_the_con
         ack["event_id"], 7,
         "the log survived: 3 questions + 3 answers before it"
     );
-    let end = loop {
+    let turn_end = loop {
         match client.recv_within(Duration::from_secs(15)).await {
-            Some(Received::Frame(frame)) if frame["type"] == "answer_end" => break frame,
+            // The policy may answer or (three exchanges without a resolution) hand off.
+            Some(Received::Frame(frame))
+                if frame["type"] == "answer_end" || frame["type"] == "handoff" =>
+            {
+                break frame;
+            }
             Some(Received::Frame(frame)) if frame["type"] == "error" => {
                 panic!("the turn after the restart failed: {frame}")
             }
@@ -315,7 +320,7 @@ async fn redis_killed_and_restarted_keeps_every_acknowledged_message_and_the_con
             other => panic!("expected the answer, got {other:?}"),
         }
     };
-    assert_eq!(end["event_id"], 8);
+    assert_eq!(turn_end["event_id"], 8);
 
     // Every acknowledged message is there, with its ids, after the SIGKILL.
     let mut resumed = app.client().await;

@@ -401,6 +401,9 @@ impl ConversationStore for MemoryStore {
             .conversations
             .get_mut(&key)
             .ok_or_else(|| Self::not_found(id))?;
+        if entry.conversation.status == ConversationStatus::Closed {
+            return Ok(OpenedHandoff::ConversationClosed);
+        }
         let announced = entry.pending_handoff.as_ref().and_then(|pending| {
             // Event n is at index n - 1.
             let index = usize::try_from(pending.event_id.get().checked_sub(1)?).ok()?;
@@ -409,10 +412,7 @@ impl ConversationStore for MemoryStore {
         if let Some(event) = announced
             && matches!(event.kind, EventKind::Handoff { .. })
         {
-            return Ok(OpenedHandoff {
-                event: event.clone(),
-                already_pending: true,
-            });
+            return Ok(OpenedHandoff::AlreadyPending(event.clone()));
         }
         let event = push_event(entry, announcement, handoff.requested_at);
         handoff.event_id = event.event_id;
@@ -420,10 +420,7 @@ impl ConversationStore for MemoryStore {
         entry.conversation.status_changed_at = handoff.requested_at;
         entry.pending_handoff = Some(handoff);
         Self::publish(&state, &key, &event);
-        Ok(OpenedHandoff {
-            event,
-            already_pending: false,
-        })
+        Ok(OpenedHandoff::Opened(event))
     }
 
     async fn pending_handoff(

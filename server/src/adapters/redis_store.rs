@@ -138,9 +138,11 @@ return 1
 /// Opens a handoff unless one announced by a `handoff` event is pending: `KEYS` = meta,
 /// events, ids; `ARGV` = channel, created_at (RFC 3339), kind (JSON), the pending handoff as
 /// JSON without its `event_id`, visitor key prefix. Returns `{code, event}`: code 0 = no
-/// conversation, 1 = opened (`event` = the new event), 2 = already pending (its event).
+/// conversation, 1 = opened (`event` = the new event), 2 = already pending (its event),
+/// 3 = the conversation is closed.
 const OPEN_HANDOFF: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+if redis.call('HGET', KEYS[1], 'status') == 'closed' then return {3, ''} end
 local pending = redis.call('HGET', KEYS[1], 'handoff')
 if pending then
   local announced = redis.call('LINDEX', KEYS[2], cjson.decode(pending).event_id - 1)
@@ -493,11 +495,38 @@ impl RedisStore {
             }),
         };
         store.ping().await?;
+        store.load_scripts().await?;
         info!(
             store.key_prefix = %store.inner.keys.prefix,
             "connected to Redis"
         );
         Ok(store)
+    }
+
+    /// Loads every script into Redis's script cache, so their first use costs no extra round
+    /// trip (after a Redis restart, [`Self::eval`] reloads a script on its first use).
+    async fn load_scripts(&self) -> Result<(), StoreError> {
+        let scripts = &self.inner.scripts;
+        for script in [
+            &scripts.append,
+            &scripts.open_handoff,
+            &scripts.create,
+            &scripts.set_status,
+            &scripts.set_field_if_exists,
+            &scripts.visitor_conversations,
+            &scripts.delete_visitor,
+        ] {
+            let sha: String = self
+                .query(redis::cmd("SCRIPT").arg("LOAD").arg(script.source))
+                .await?;
+            if sha != script.sha {
+                return Err(rejected(format!(
+                    "Redis hashed a script as {sha}, expected {}",
+                    script.sha
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Requests sent to Redis on the command connection since start (each script or command
@@ -975,16 +1004,15 @@ impl ConversationStore for RedisStore {
                 ],
             )
             .await?;
-        let already_pending = match code {
-            0 => return Err(StoreError::NotFound(format!("conversation {id}"))),
-            1 => false,
-            2 => true,
-            other => return Err(rejected(format!("handoff script returned code {other}"))),
-        };
-        Ok(OpenedHandoff {
-            event: parse_event(event.as_bytes())?,
-            already_pending,
-        })
+        match code {
+            0 => Err(StoreError::NotFound(format!("conversation {id}"))),
+            1 => Ok(OpenedHandoff::Opened(parse_event(event.as_bytes())?)),
+            2 => Ok(OpenedHandoff::AlreadyPending(parse_event(
+                event.as_bytes(),
+            )?)),
+            3 => Ok(OpenedHandoff::ConversationClosed),
+            other => Err(rejected(format!("handoff script returned code {other}"))),
+        }
     }
 
     async fn pending_handoff(
@@ -1876,7 +1904,6 @@ mod tests {
             .create_conversation(new.clone())
             .await
             .expect("create");
-        // Load the scripts once (a fresh Redis has none cached).
         store
             .append_visitor_message(
                 &site,

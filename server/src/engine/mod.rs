@@ -25,7 +25,7 @@ use crate::ports::answer::{AnswerGenerator, AnswerPiece, AnswerRequest, Generate
 use crate::ports::embedder::QueryEmbedder;
 use crate::ports::retriever::{RetrievalQuery, RetrieveError, Retriever};
 use crate::ports::store::{
-    AppendedMessage, ConversationStore, EventStream, NewConversation, StoreError,
+    AppendedMessage, ConversationStore, EventStream, NewConversation, OpenedHandoff, StoreError,
 };
 use frontdesk_kb::index::SearchResult;
 use futures_util::StreamExt;
@@ -438,7 +438,9 @@ impl Engine {
             _ => None,
         });
         let limit = self.policy.max_unresolved_exchanges.get();
-        let mut n_unresolved_exchanges = 0;
+        // The answers since the last close, agent message or handoff, newest first, at most
+        // `limit` of them; their feedback comes in one store call (one round trip).
+        let mut recent_answers = Vec::new();
         for event in events.iter().rev() {
             match &event.kind {
                 EventKind::AssistantAnswer {
@@ -446,11 +448,8 @@ impl Engine {
                     decision,
                     ..
                 } if *decision != DecisionKind::Draft => {
-                    if store.feedback(site, id, *answer_id).await? == Some(true) {
-                        break;
-                    }
-                    n_unresolved_exchanges += 1;
-                    if n_unresolved_exchanges >= limit {
+                    recent_answers.push(*answer_id);
+                    if recent_answers.len() >= limit as usize {
                         break;
                     }
                 }
@@ -460,6 +459,12 @@ impl Engine {
                 _ => {}
             }
         }
+        let feedback = store.feedback_on_answers(site, id, &recent_answers).await?;
+        // Unresolved: the answers after the newest one the visitor found helpful.
+        let n_unresolved_exchanges = feedback
+            .iter()
+            .take_while(|helpful| **helpful != Some(true))
+            .count() as u32;
         Ok(ConversationFacts {
             previous_visitor_text,
             n_unresolved_exchanges,
@@ -807,44 +812,57 @@ impl Engine {
         reasons: Vec<ReasonCode>,
         team: Option<String>,
     ) -> Result<HandoffRequested, EngineError> {
-        let conversation = self.ensure_persisted(context).await?;
-        if conversation.status == ConversationStatus::Closed {
-            return Err(EngineError::BadRequest(
-                "this conversation is closed; start a new one".into(),
-            ));
+        // Created by its first message or handoff; after that the store checks (atomically)
+        // that the conversation is open.
+        if !context.persisted.load(Ordering::Acquire) {
+            self.ensure_persisted(context).await?;
         }
         let message = team.as_deref().map_or_else(
             || replies::HANDOFF_PENDING.to_string(),
             replies::handoff_pending_to,
         );
         let now = OffsetDateTime::now_utc();
+        let announcement = EventKind::Handoff {
+            message_id: MessageId::generate(),
+            status: HandoffStatus::Pending,
+            team,
+            message,
+            reasons: reasons.clone(),
+        };
+        let handoff = PendingHandoff {
+            reasons,
+            // Set by the store to the announcing event's id.
+            event_id: EventId::ZERO,
+            requested_at: now,
+            draft: None,
+        };
         // One atomic store call: two instances (or tabs) asking at once open one handoff.
-        let opened = self
-            .ports
-            .store
-            .open_handoff(
-                &context.site.id,
-                &context.conversation_id,
-                EventKind::Handoff {
-                    message_id: MessageId::generate(),
-                    status: HandoffStatus::Pending,
-                    team,
-                    message,
-                    reasons: reasons.clone(),
-                },
-                PendingHandoff {
-                    reasons,
-                    // Set by the store to the announcing event's id.
-                    event_id: EventId::ZERO,
-                    requested_at: now,
-                    draft: None,
-                },
-            )
-            .await?;
-        Ok(HandoffRequested {
-            event: opened.event,
-            already_pending: opened.already_pending,
-        })
+        let store = &self.ports.store;
+        let (site, id) = (&context.site.id, &context.conversation_id);
+        let opened = match store
+            .open_handoff(site, id, announcement.clone(), handoff.clone())
+            .await
+        {
+            // Expired or erased since this socket opened it: start it again.
+            Err(StoreError::NotFound(_)) => {
+                self.ensure_persisted(context).await?;
+                store.open_handoff(site, id, announcement, handoff).await?
+            }
+            other => other?,
+        };
+        match opened {
+            OpenedHandoff::Opened(event) => Ok(HandoffRequested {
+                event,
+                already_pending: false,
+            }),
+            OpenedHandoff::AlreadyPending(event) => Ok(HandoffRequested {
+                event,
+                already_pending: true,
+            }),
+            OpenedHandoff::ConversationClosed => Err(EngineError::BadRequest(
+                "this conversation is closed; start a new one".into(),
+            )),
+        }
     }
 
     /// Handles `request_human`: records a pending handoff (reason `requested_human`).

@@ -67,11 +67,13 @@ pub struct AppendedMessage {
 
 /// The outcome of [`ConversationStore::open_handoff`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct OpenedHandoff {
-    /// The `Handoff` event announcing the handoff (the pending one's when `already_pending`).
-    pub event: StoredEvent,
-    /// True when a handoff was already pending: nothing was stored.
-    pub already_pending: bool,
+pub enum OpenedHandoff {
+    /// A new handoff, announced by this (new) `Handoff` event.
+    Opened(StoredEvent),
+    /// A handoff was already pending: nothing was stored; its announcing event.
+    AlreadyPending(StoredEvent),
+    /// The conversation is closed: nothing was stored.
+    ConversationClosed,
 }
 
 /// Events of one conversation as they are appended (by any instance), in event-id order.
@@ -168,10 +170,11 @@ pub trait ConversationStore: Send + Sync {
     /// Opens a handoff, atomically: unless a handoff announced by a `Handoff` event is already
     /// pending, appends `announcement` (an [`EventKind::Handoff`]), records `handoff` with its
     /// `event_id` set to the new event's id, and moves the conversation to
-    /// `waiting_for_agent`. When one is pending, stores nothing and returns its event with
-    /// `already_pending = true` (so two instances handling the same request store one
-    /// handoff). A pending draft (announced by an answer) is replaced. `Rejected` if
-    /// `announcement` is not a `Handoff`; `NotFound` if no conversation.
+    /// `waiting_for_agent`. When one is pending, stores nothing and returns its event as
+    /// `AlreadyPending` (so two instances handling the same request store one handoff). A
+    /// pending draft (announced by an answer) is replaced. A closed conversation gets none
+    /// (`ConversationClosed`). `Rejected` if `announcement` is not a `Handoff`; `NotFound` if
+    /// no conversation.
     async fn open_handoff(
         &self,
         site: &SiteId,
@@ -1047,13 +1050,23 @@ pub mod conformance {
             .into_iter()
             .map(|r| r.expect("open handoff"))
             .collect();
-        let opened: Vec<&OpenedHandoff> = results.iter().filter(|r| !r.already_pending).collect();
+        let opened: Vec<&StoredEvent> = results
+            .iter()
+            .filter_map(|r| match r {
+                OpenedHandoff::Opened(event) => Some(event),
+                _ => None,
+            })
+            .collect();
         assert_eq!(opened.len(), 1, "one racer opens it: {results:?}");
-        let event = opened[0].event.clone();
+        let event = opened[0].clone();
         assert_eq!(event.event_id, EventId(2), "after the draft's answer");
         assert!(matches!(event.kind, EventKind::Handoff { .. }));
         for result in &results {
-            assert_eq!(result.event, event, "the others get the same event");
+            assert!(
+                *result == OpenedHandoff::Opened(event.clone())
+                    || *result == OpenedHandoff::AlreadyPending(event.clone()),
+                "the others get the same event: {result:?}"
+            );
         }
         assert_eq!(
             store.pending_handoff(&site, &new.id).await.expect("get"),
@@ -1089,6 +1102,26 @@ pub mod conformance {
         assert!(
             matches!(wrong_kind, Err(StoreError::Rejected(_))),
             "{wrong_kind:?}"
+        );
+        store
+            .set_status(&site, &new.id, ConversationStatus::Closed, now)
+            .await
+            .expect("close");
+        assert_eq!(
+            store
+                .open_handoff(&site, &new.id, handoff_announcement(), requested.clone())
+                .await
+                .expect("open handoff"),
+            OpenedHandoff::ConversationClosed,
+            "a closed conversation gets no handoff"
+        );
+        assert_eq!(
+            store
+                .events_after(&site, &new.id, EventId::ZERO, 10)
+                .await
+                .expect("events")
+                .len(),
+            2
         );
         let missing = store
             .open_handoff(
