@@ -18,10 +18,15 @@ use frontdesk_kb::index::{SearchRequest, open_cached};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    anyhow::ensure!(args.len() == 4, "usage: dump_evidence CORPUS QUESTIONS CACHE_DIR");
+    anyhow::ensure!(
+        args.len() == 4,
+        "usage: dump_evidence CORPUS QUESTIONS CACHE_DIR"
+    );
     let models = std::env::var("FRONTDESK_MODELS")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/frontdesk/models"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/frontdesk/models")
+        });
     let embedder = Arc::new(MiniLmEmbedder::load(&models.join("all-minilm-l6-v2"), 256)?);
     let kb = open_cached(
         std::path::Path::new(&args[1]),
