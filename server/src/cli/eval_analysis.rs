@@ -304,6 +304,9 @@ struct Split {
     split: String,
 }
 
+/// A fitted classifier as a function of an embedding.
+type Predictor<'a> = dyn Fn(&[f32]) -> Prediction + 'a;
+
 /// Seed offset of the validation slice (`--validation`), so it differs from the test split.
 const VALIDATION_SEED_OFFSET: u64 = 1_000;
 
@@ -501,7 +504,7 @@ pub fn classify(
             class: sliced_head.predict(v).class,
             score: sliced_centroid.predict(v).score,
         };
-        let predictors: [&dyn Fn(&[f32]) -> Prediction; 3] = [
+        let predictors: [&Predictor<'_>; 3] = [
             &|v| sliced_head.predict(v),
             &|v| sliced_centroid.predict(v),
             &hybrid,

@@ -356,7 +356,7 @@ mod tests {
         let (vectors, labels) = toy();
         let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
         let head = SoftmaxHead::fit(&refs, &labels, 4, SoftmaxParams::default()).expect("fits");
-        assert_eq!(head.probabilities(&refs[0])[3], 0.0);
+        assert_eq!(head.probabilities(refs[0])[3], 0.0);
     }
 
     #[test]
