@@ -14,15 +14,20 @@ pub fn ingest(settings: &Settings, global: &GlobalArgs, args: &KbIngestArgs) -> 
     let kb = open_knowledge_base(settings, true)?;
     let report = kb.ingest_path(&args.path, site.as_str(), &LoadOptions::default())?;
     let (n_documents, _) = kb.counts(site.as_str());
+    let ingested_now =
+        report.documents_added + report.documents_updated + report.documents_unchanged;
+    let failed = !(ingested_now > 0 || n_documents > 0 && report.problems.is_empty());
     if global.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if failed {
+        for problem in &report.problems {
+            println!("problem:   {problem}");
+        }
     } else {
         print_report(&report);
     }
-    let ingested_now =
-        report.documents_added + report.documents_updated + report.documents_unchanged;
     anyhow::ensure!(
-        ingested_now > 0 || n_documents > 0 && report.problems.is_empty(),
+        !failed,
         "nothing could be ingested from {} ({} problem(s))",
         args.path.display(),
         report.problems.len()
@@ -55,8 +60,25 @@ fn print_report(report: &IngestReport) {
 /// `frontdesk kb search QUERY`: the top articles with their keyword, semantic and fused
 /// scores, the best passage of each, and the result's calibrated confidence.
 pub fn search(settings: &Settings, global: &GlobalArgs, args: &KbSearchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !args.query.trim().is_empty(),
+        "the query is empty: give the question to search for"
+    );
+    anyhow::ensure!(args.k > 0, "-k must be at least 1");
+    if let Some(ratio) = args.semantic_ratio {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&ratio),
+            "--semantic-ratio must be between 0 and 1, got {ratio}"
+        );
+    }
     let site = resolve_site(settings, global)?;
     let kb = open_knowledge_base(settings, false)?;
+    anyhow::ensure!(
+        kb.counts(site.as_str()).0 > 0,
+        "the knowledge base in {} has no document for site {site}: run `frontdesk kb ingest PATH` first \
+         (or start `frontdesk serve`, which ingests kb.path)",
+        settings.kb.data_dir.display()
+    );
     let mut request = SearchRequest::new(&args.query, site.as_str());
     request.k = args.k;
     request.semantic_ratio = args.semantic_ratio;
