@@ -15,8 +15,11 @@
 //! # Guarantees
 //!
 //! - Every write that spans keys is one Lua script, so it is atomic and one round trip:
-//!   the idempotent append checks the `client_message_id`, allocates the event id, appends,
-//!   records the id and publishes, all at once; two racing appends of one id store one message.
+//!   the idempotent append checks the `client_message_id` and the status (a closed
+//!   conversation takes no message), allocates the event id, appends, records the id and
+//!   publishes, all at once; two racing appends of one id store one message. Opening a
+//!   handoff (pending check, event, record, status, publish) is one script too, so two
+//!   instances handling the same request open one handoff.
 //! - Only closed conversations expire: closing sets `PEXPIREAT` (closing time + `closed_ttl`)
 //!   on the conversation's three keys; reopening (or a pending handoff) `PERSIST`s them. The
 //!   visitor index expires with the visitor's last closed conversation and is persisted again
