@@ -615,6 +615,15 @@ impl Engine {
                 analysis::LocalAnalyzer::default().analyze_now(site, &request)
             }
         };
+        tracing::debug!(
+            analysis.category = analysis.category.as_ref().map(|c| c.category.as_str()),
+            analysis.priority = analysis.priority.as_str(),
+            analysis.sentiment = analysis.sentiment,
+            analysis.language = analysis.language.as_deref(),
+            analysis.requested_human = analysis.requested_human,
+            analysis.n_flagged = analysis.flagged.len(),
+            "turn analysed"
+        );
         let retrieval = if analysis.requested_human {
             None
         } else {
