@@ -2,7 +2,7 @@
 //! prefix, a missing server is a failure with the command to start it).
 //!
 //! - [`shared_redis_layer`]: a config layer selecting the shared test Redis at
-//!   127.0.0.1:6379 (`.ci/run` starts it) under a fresh key prefix;
+//!   127.0.0.1:6379 (`scripts/test` starts it) under a fresh key prefix;
 //! - [`OwnedRedis`]: a `redis-server` the test owns (its own port and directory, AOF with
 //!   `appendfsync always`), which the test can SIGKILL and restart.
 

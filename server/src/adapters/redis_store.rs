@@ -1508,7 +1508,7 @@ mod tests {
     use super::*;
     use crate::ports::store::conformance;
 
-    /// The test Redis: 127.0.0.1:6379 (`.ci/run` starts it).
+    /// The test Redis: 127.0.0.1:6379 (`scripts/test` starts it).
     const TEST_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 
     async fn test_store(closed_ttl: Duration) -> RedisStore {
