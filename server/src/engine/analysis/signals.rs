@@ -1,7 +1,7 @@
 //! Support signals of one visitor message, from hand-written rules in English, Spanish, French
 //! and German: frustration (capitals, repeated punctuation, profanity, repeated contact),
-//! urgency (deadlines), churn risk (cancelling in anger, naming a competitor, "the third time
-//! I'm contacting you"), security, legal and billing-dispute cues, and requests for an action on
+//! urgency (deadlines), churn risk (cancelling in anger, leaving for a competitor, "the third
+//! time I'm contacting you"), security, legal and billing-dispute cues, and requests for an action on
 //! the account (refund, plan change, data deletion, cancellation, account change).
 //!
 //! The rules were written from DESIGN.md's definitions and general support vocabulary; none is
@@ -104,20 +104,33 @@ static URGENCY: LazyLock<RegexSet> = LazyLock::new(|| {
     ])
 });
 
-/// Leaving: cancelling in anger, switching to a competitor, ending the business relationship.
+/// Leaving for someone else or for good: switching to a competitor, taking the business
+/// elsewhere, "done with you" (churn risk on their own).
 static CHURN: LazyLock<RegexSet> = LazyLock::new(|| {
     set(&[
         r"\b(switch|switching|move|moving|go|going|migrate|migrating|leave|leaving)\s+(over\s+)?(to|for)\s+(another|a\s+different|a\s+competing|a\s+competitor|one\s+of\s+your\s+competitors)\b",
-        r"\b(a|your|to\s+a)\s+competitor\b",
         r"\b(take|taking)\s+(my|our)\s+(business|money)\s+elsewhere\b",
         r"\b(i'?m|i\s+am|we'?re|we\s+are)\s+(done|finished)\s+with\s+(you|this|your)\b",
-        r"\b(about\s+to|going\s+to|gonna|will|i'?ll|we'?ll|want\s+to|ready\s+to)\s+(cancel|quit|leave|drop|ditch|churn|unsubscribe)\b",
-        r"\b(cancel|cancelling|canceling)\b[^.!?]{0,40}\b(unless|if\s+(this|you|it)\s+(isn'?t|is\s+not|doesn'?t|don'?t|can'?t))\b",
-        r"\b(competencia|me\s+cambio\s+a|cambiarme\s+a\s+otr[oa]|voy\s+a\s+cancelar|darme\s+de\s+baja)\b",
-        r"\b(concurrence|concurrent|je\s+vais\s+r[ée]silier|passer\s+chez\s+un\s+autre|je\s+pars\s+chez)\b",
-        r"\b(konkurrenz|wettbewerber|ich\s+k[üu]ndige|werde\s+k[üu]ndigen|wechsle\s+zu)\b",
+        r"\b(me\s+(voy|paso)\s+a\s+la\s+competencia|cambiarme\s+a\s+otr[oa]\s+(proveedor|servicio|empresa))\b",
+        r"\b(passer|je\s+pars)\s+(à|a|chez)\s+la\s+concurrence\b|\bpasser\s+chez\s+un\s+autre\b",
+        r"\b(zur\s+konkurrenz|zu\s+einem\s+(anderen\s+anbieter|wettbewerber))\b",
     ])
 });
+
+/// Saying one will cancel or leave: churn risk only in anger (with a frustration cue or a VADER
+/// compound below [`ANGRY_CANCEL_SENTIMENT`]); a calm "I want to cancel" is a cancellation.
+static LEAVING_INTENT: LazyLock<RegexSet> = LazyLock::new(|| {
+    set(&[
+        r"\b(about\s+to|going\s+to|gonna|will|i'?ll|we'?ll|want\s+to|ready\s+to)\s+(cancel|quit|leave|drop|ditch|churn|unsubscribe)\b",
+        r"\b(cancel|cancelling|canceling)\b[^.!?]{0,40}\b(unless|if\s+(this|you|it)\s+(isn'?t|is\s+not|doesn'?t|don'?t|can'?t))\b",
+        r"\b(voy\s+a\s+cancelar|darme\s+de\s+baja)\b",
+        r"\bje\s+vais\s+(r[ée]silier|annuler)\b",
+        r"\b(ich\s+k[üu]ndige|werde\s+k[üu]ndigen)\b",
+    ])
+});
+
+/// VADER compound below which announcing a cancellation counts as cancelling in anger.
+pub const ANGRY_CANCEL_SENTIMENT: f64 = -0.3;
 
 static SECURITY: LazyLock<RegexSet> = LazyLock::new(|| {
     set(&[
@@ -273,7 +286,11 @@ pub fn detect_with(text: &str, competitors: &CompetitorNames) -> Signals {
     if repeated_contact {
         frustration_cues.push(FrustrationCue::RepeatedContact);
     }
-    let leaving = CHURN.is_match(text) || competitors.named_as_alternative(text);
+    let angry =
+        !frustration_cues.is_empty() || super::vader::compound(text) < ANGRY_CANCEL_SENTIMENT;
+    let leaving = CHURN.is_match(text)
+        || competitors.named_as_alternative(text)
+        || (angry && LEAVING_INTENT.is_match(text));
     Signals {
         urgency: URGENCY.is_match(text),
         churn_risk: leaving || repeated_contact,
@@ -349,6 +366,7 @@ mod tests {
             &*REPEATED_CONTACT,
             &*URGENCY,
             &*CHURN,
+            &*LEAVING_INTENT,
             &*SECURITY,
             &*LEGAL,
             &*BILLING_DISPUTE,
@@ -424,6 +442,17 @@ mod tests {
             ),
             ("Je vais passer à la concurrence", |s| s.churn_risk, true),
             ("How do I cancel my subscription?", |s| s.churn_risk, false),
+            (
+                "I want to cancel my subscription at the end of the month",
+                |s| s.churn_risk,
+                false,
+            ),
+            (
+                "How do you compare to a competitor like Acme?",
+                |s| s.churn_risk,
+                false,
+            ),
+            ("Ich kündige, das ist eine Abzocke", |s| s.churn_risk, true),
             (
                 "Someone signed in to my account from an unknown device",
                 |s| s.security,
