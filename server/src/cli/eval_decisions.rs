@@ -230,7 +230,10 @@ pub fn decisions(
         fusion,
     )?;
     let site = SiteId::parse(EVAL_SITE)?;
-    let analyzer = LocalAnalyzer::for_taxonomy(&site, &taxonomy, embedder.as_ref())?;
+    let mut analyzer = LocalAnalyzer::for_taxonomy(&site, &taxonomy, embedder.as_ref())?;
+    if args.without_rules {
+        analyzer = analyzer.without_rules();
+    }
     // Question embeddings are cached like the other evaluation texts.
     let embeddings = match &embedder {
         Some(embedder) => {

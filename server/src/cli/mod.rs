@@ -109,6 +109,9 @@ pub struct EvalDecisionsArgs {
     /// Print every question, not only the misses.
     #[arg(long)]
     pub verbose: bool,
+    /// Ablation: analyse without the support-signal and human-request rules.
+    #[arg(long)]
+    pub without_rules: bool,
 }
 
 /// Which intent dataset `eval classify` reads.

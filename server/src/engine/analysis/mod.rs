@@ -206,6 +206,9 @@ struct SiteAnalyzer {
 #[derive(Debug, Clone, Default)]
 pub struct LocalAnalyzer {
     sites: HashMap<SiteId, SiteAnalyzer>,
+    /// Ablation: skip the support-signal and human-request rules (`eval decisions
+    /// --without-rules`); never set in the server.
+    without_rules: bool,
 }
 
 impl LocalAnalyzer {
@@ -225,7 +228,17 @@ impl LocalAnalyzer {
                 Self::build_site(&site.id, &site.taxonomy, embedder)?,
             );
         }
-        Ok(Self { sites: built })
+        Ok(Self {
+            sites: built,
+            without_rules: false,
+        })
+    }
+
+    /// The same analyzer without the support-signal and human-request rules (sentiment,
+    /// language and classification only), to measure what the rules add.
+    pub fn without_rules(mut self) -> Self {
+        self.without_rules = true;
+        self
     }
 
     /// An analyzer for one taxonomy (evaluation, benches).
@@ -236,7 +249,10 @@ impl LocalAnalyzer {
     ) -> Result<Self, AnalyzerBuildError> {
         let mut sites = HashMap::new();
         sites.insert(site.clone(), Self::build_site(site, taxonomy, embedder)?);
-        Ok(Self { sites })
+        Ok(Self {
+            sites,
+            without_rules: false,
+        })
     }
 
     fn build_site(
@@ -271,8 +287,9 @@ impl LocalAnalyzer {
         let text = request.text;
         let sentiment = vader::compound(text);
         let previous_sentiment = request.previous_visitor_text.map(vader::compound);
-        let requested_human = human_request::asks_for_human(text);
+        let requested_human = !self.without_rules && human_request::asks_for_human(text);
         let found = match state {
+            _ if self.without_rules => signals::Signals::default(),
             Some(state) => signals::detect_with(text, &state.competitors),
             None => signals::detect(text),
         };
