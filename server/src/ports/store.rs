@@ -272,6 +272,26 @@ pub mod conformance {
         }
     }
 
+    /// Stores a visitor message with fresh client and message ids.
+    async fn send(
+        store: &dyn ConversationStore,
+        site: &SiteId,
+        conversation: &ConversationId,
+        text: &str,
+        now: OffsetDateTime,
+    ) -> Result<AppendedMessage, StoreError> {
+        store
+            .append_visitor_message(
+                site,
+                conversation,
+                ClientMessageId::generate(),
+                MessageId::generate(),
+                text,
+                now,
+            )
+            .await
+    }
+
     fn answer(answer_id: AnswerId) -> EventKind {
         EventKind::AssistantAnswer {
             message_id: MessageId::generate(),
@@ -406,17 +426,7 @@ pub mod conformance {
         let now = OffsetDateTime::now_utc();
         for n in 1..=5u64 {
             let event = if n % 2 == 1 {
-                let appended = store
-                    .append_visitor_message(
-                        &site,
-                        &new.id,
-                        ClientMessageId::generate(),
-                        MessageId::generate(),
-                        "q",
-                        now,
-                    )
-                    .await
-                    .expect("append");
+                let appended = send(store, &site, &new.id, "q", now).await.expect("append");
                 appended.event_id
             } else {
                 store
@@ -494,17 +504,7 @@ pub mod conformance {
             .await
             .expect("create");
         let now = OffsetDateTime::now_utc();
-        store
-            .append_visitor_message(
-                &site,
-                &new.id,
-                ClientMessageId::generate(),
-                MessageId::generate(),
-                "q",
-                now,
-            )
-            .await
-            .expect("append");
+        send(store, &site, &new.id, "q", now).await.expect("append");
         for _ in 0..300 {
             store
                 .append_event(&site, &new.id, answer(AnswerId::generate()), now)
@@ -631,16 +631,7 @@ pub mod conformance {
         let site = SiteId::parse("conf-a").expect("valid");
         let id = ConversationId::generate();
         let now = OffsetDateTime::now_utc();
-        let append = store
-            .append_visitor_message(
-                &site,
-                &id,
-                ClientMessageId::generate(),
-                MessageId::generate(),
-                "q",
-                now,
-            )
-            .await;
+        let append = send(store, &site, &id, "q", now).await;
         assert!(matches!(append, Err(StoreError::NotFound(_))), "{append:?}");
         let event = store
             .append_event(&site, &id, answer(AnswerId::generate()), now)
@@ -762,17 +753,7 @@ pub mod conformance {
             .await
             .expect("create");
         let now = OffsetDateTime::now_utc();
-        store
-            .append_visitor_message(
-                &site,
-                &new.id,
-                ClientMessageId::generate(),
-                MessageId::generate(),
-                "q",
-                now,
-            )
-            .await
-            .expect("append");
+        send(store, &site, &new.id, "q", now).await.expect("append");
         assert_eq!(
             store.expires_in(&site, &new.id).await.expect("ttl"),
             None,
@@ -878,15 +859,7 @@ pub mod conformance {
                 .create_conversation(new.clone())
                 .await
                 .expect("create");
-            store
-                .append_visitor_message(
-                    &site,
-                    &new.id,
-                    ClientMessageId::generate(),
-                    MessageId::generate(),
-                    "my email is ada@example.com",
-                    now,
-                )
+            send(store, &site, &new.id, "my email is ada@example.com", now)
                 .await
                 .expect("append");
             let answer_id = AnswerId::generate();
@@ -1196,15 +1169,7 @@ pub mod conformance {
             .set_status(&site, &new.id, ConversationStatus::WithAgent, now)
             .await
             .expect("status");
-        let with_agent = store
-            .append_visitor_message(
-                &site,
-                &new.id,
-                ClientMessageId::generate(),
-                MessageId::generate(),
-                "still there?",
-                now,
-            )
+        let with_agent = send(store, &site, &new.id, "still there?", now)
             .await
             .expect("append");
         assert_eq!(with_agent.status, ConversationStatus::WithAgent);
@@ -1214,15 +1179,7 @@ pub mod conformance {
             .set_status(&site, &new.id, ConversationStatus::Closed, now)
             .await
             .expect("close");
-        let refused = store
-            .append_visitor_message(
-                &site,
-                &new.id,
-                ClientMessageId::generate(),
-                MessageId::generate(),
-                "hello?",
-                now,
-            )
+        let refused = send(store, &site, &new.id, "hello?", now)
             .await
             .expect("append");
         assert_eq!(refused.status, ConversationStatus::Closed);
