@@ -1897,9 +1897,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_answered_turn_costs_three_round_trips() {
-        // What the engine does per turn (see engine::Engine::accept_message and run_turn):
-        // read the conversation, append the visitor message, append the answer.
+    async fn a_read_and_two_appends_cost_one_round_trip_each() {
+        // One round trip per store call (scripts are preloaded at connect). The engine's whole
+        // turn (4 round trips) is asserted end to end in tests/redis_store.rs.
         let store = test_store(Duration::from_secs(60)).await;
         let site = SiteId::parse("rt").expect("valid");
         let new = new_conversation(&site, &VisitorId::generate());
