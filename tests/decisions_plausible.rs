@@ -7,7 +7,7 @@ use frontdesk::cli::eval_decisions::{evaluate, load_labelled_decisions};
 use frontdesk::config::PolicySettings;
 use frontdesk::engine::analysis::LocalAnalyzer;
 use frontdesk::ids::SiteId;
-use frontdesk_kb::embed::{Embedder, SharedEmbedder};
+use frontdesk_kb::embed::SharedEmbedder;
 use frontdesk_tests::plausible::{SITE, model_dir};
 use frontdesk_tests::{repo_root, shared_dir, test_cache_dir};
 use std::collections::HashMap;

@@ -43,6 +43,7 @@ fn answer_event() -> EventKind {
         confidence: 0.86,
         decision: DecisionKind::Answer,
         reasons: Vec::new(),
+        usage: None,
     }
 }
 

@@ -304,6 +304,32 @@ pub struct LlmSettings {
     pub total_timeout: Duration,
     /// Model name → price.
     pub prices: BTreeMap<String, ModelPrice>,
+    /// Which analyzer runs when a model is configured (`llm.analyzer`).
+    pub analyzer: AnalyzerKind,
+    /// Support score (0..1) every sentence of an LLM answer needs (`engine::grounding`).
+    pub grounding_threshold: f32,
+    /// What replaces an answer that fails the grounding check (reason `ungrounded`).
+    pub on_ungrounded: LlmFallback,
+    /// What replaces an answer when the model fails (reason `llm_failure`).
+    pub on_failure: LlmFallback,
+}
+
+/// `llm.analyzer`: who analyses each visitor message when a model is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnalyzerKind {
+    /// One structured-output call per turn, validated; the local analyzer when it fails.
+    Llm,
+    /// The local analyzer only (no model call for analysis).
+    Local,
+}
+
+/// `llm.on_ungrounded` / `llm.on_failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmFallback {
+    /// The extractive answer (best passages, cited) takes its place.
+    Extractive,
+    /// The conversation is handed off with the reason.
+    Handoff,
 }
 
 /// Which chat model, if any.
@@ -416,6 +442,9 @@ pub struct SiteSettings {
     pub enforce_identity: bool,
     pub taxonomy: Taxonomy,
     pub routing: Routing,
+    /// Spending limit on LLM tokens per calendar month (UTC), in US dollars; once reached the
+    /// site gets extractive answers until the month ends. `None`: no limit.
+    pub llm_monthly_budget_usd: Option<f64>,
 }
 
 /// A page origin allowed to open the WebSocket.
@@ -585,6 +614,10 @@ struct RawLlm {
     total_timeout: String,
     #[serde(default)]
     prices: BTreeMap<String, RawPrice>,
+    analyzer: String,
+    grounding_threshold: f64,
+    on_ungrounded: String,
+    on_failure: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -650,6 +683,7 @@ struct RawSite {
     #[serde(default)]
     taxonomy: crate::taxonomy::RawTaxonomy,
     routing: Option<RawRouting>,
+    llm_monthly_budget_usd: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1045,7 +1079,35 @@ fn validate_llm(raw: RawLlm) -> Result<LlmSettings, ConfigError> {
             },
         );
     }
+    let fallback = |key: &str, raw: &str| match raw.trim() {
+        "extractive" => Ok(LlmFallback::Extractive),
+        "handoff" => Ok(LlmFallback::Handoff),
+        other => Err(invalid(
+            key,
+            format!("{other:?} is not a fallback (use \"extractive\" or \"handoff\")"),
+        )),
+    };
+    let analyzer = match raw.analyzer.trim() {
+        "llm" => AnalyzerKind::Llm,
+        "local" => AnalyzerKind::Local,
+        other => {
+            return Err(invalid(
+                "llm.analyzer",
+                format!("{other:?} is not an analyzer (use \"llm\" or \"local\")"),
+            ));
+        }
+    };
+    if !(0.0..=1.0).contains(&raw.grounding_threshold) {
+        return Err(invalid(
+            "llm.grounding_threshold",
+            format!("must be between 0 and 1, got {}", raw.grounding_threshold),
+        ));
+    }
     Ok(LlmSettings {
+        analyzer,
+        grounding_threshold: raw.grounding_threshold as f32,
+        on_ungrounded: fallback("llm.on_ungrounded", &raw.on_ungrounded)?,
+        on_failure: fallback("llm.on_failure", &raw.on_failure)?,
         provider,
         connect_timeout: positive_duration("llm.connect_timeout", &raw.connect_timeout)?,
         first_token_timeout: positive_duration(
@@ -1254,6 +1316,16 @@ fn validate_sites(raw: Vec<RawSite>) -> Result<Vec<SiteSettings>, ConfigError> {
             enforce_identity: site.enforce_identity,
             taxonomy,
             routing,
+            llm_monthly_budget_usd: match site.llm_monthly_budget_usd {
+                None => None,
+                Some(usd) if usd.is_finite() && usd >= 0.0 => Some(usd),
+                Some(usd) => {
+                    return Err(invalid(
+                        key("llm_monthly_budget_usd"),
+                        format!("must be a number of US dollars, 0 or more; got {usd}"),
+                    ));
+                }
+            },
         });
     }
     Ok(sites)

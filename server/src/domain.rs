@@ -243,6 +243,17 @@ impl HandoffStatus {
     }
 }
 
+/// Tokens and cost of the LLM calls of one answer, stored with the turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmUsage {
+    /// The model (or Azure deployment) that was called.
+    pub model: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// US dollars, from `llm.prices`; `None` when the model has no price there.
+    pub cost_usd: Option<f64>,
+}
+
 /// A stored conversation event. `event_id` is per conversation, from 1, strictly increasing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
@@ -271,8 +282,12 @@ pub enum EventKind {
         /// Retrieval confidence, 0..1.
         confidence: f32,
         decision: DecisionKind,
-        /// Internal: why the assistant did not answer alone (empty for a plain answer).
+        /// Internal: why the assistant did not answer alone (empty for a plain answer), or why
+        /// the LLM's answer was replaced (`ungrounded`, `llm_failure`).
         reasons: Vec<ReasonCode>,
+        /// Internal: what producing it cost, when an LLM was called (never sent to the visitor).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<LlmUsage>,
     },
     /// A handoff state change, with the visitor-safe message shown in the widget.
     Handoff {

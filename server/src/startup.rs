@@ -5,16 +5,21 @@
 use crate::adapters::kb_embedder::BlockingQueryEmbedder;
 use crate::adapters::kb_retriever::KbRetriever;
 use crate::adapters::memory_store::MemoryStore;
+use crate::adapters::openai_chat::{Endpoint, OpenAiChatModel, Timeouts};
 use crate::adapters::redis_store::{RedisStore, RedisStoreConfig};
 use crate::api::{self, AppState};
 use crate::config::{
-    EmbedderKind, HelpdeskSettings, KbBackend, LlmProvider, Settings, StoreBackend,
+    AnalyzerKind, EmbedderKind, HelpdeskSettings, KbBackend, LlmProvider, Settings,
+    StoreBackend,
 };
 use crate::engine::analysis::LocalAnalyzer;
 use crate::engine::extractive::ExtractiveGenerator;
+use crate::engine::llm_analysis::{AnalysisCounters, LlmAnalyzer};
 use crate::engine::{Engine, Ports};
 use crate::ports::analyzer::Analyzer;
+use crate::ports::chat::ChatModel;
 use crate::ports::embedder::QueryEmbedder;
+use crate::ports::spend::SpendLedger;
 use crate::ports::store::ConversationStore;
 use actix_web::{App, HttpServer, web};
 use frontdesk_kb::embed::{EmbedError, SharedEmbedder};
@@ -68,23 +73,6 @@ pub fn check_adapters(settings: &Settings) -> Result<(), StartupError> {
             adapter: "the Meilisearch retriever",
             fix: "use kb.backend = \"embedded\"",
         });
-    }
-    match settings.llm.provider {
-        LlmProvider::None => {}
-        LlmProvider::OpenAi { .. } => {
-            return Err(StartupError::NotBuilt {
-                setting: "llm.provider = \"openai\"",
-                adapter: "the OpenAI-compatible LLM answer generator",
-                fix: "use llm.provider = \"none\" (extractive answers)",
-            });
-        }
-        LlmProvider::Azure { .. } => {
-            return Err(StartupError::NotBuilt {
-                setting: "llm.provider = \"azure\"",
-                adapter: "the Azure OpenAI answer generator",
-                fix: "use llm.provider = \"none\" (extractive answers)",
-            });
-        }
     }
     let helpdesk = match settings.helpdesk {
         HelpdeskSettings::Inbox => None,
@@ -232,6 +220,13 @@ pub fn prepare_knowledge_base(settings: &Settings) -> Result<KnowledgeBase, Star
 /// here, so an unreachable Redis stops start-up with a message naming the setting), else the
 /// in-memory store with its expiry sweeper. Must run inside a tokio runtime.
 pub async fn build_store(settings: &Settings) -> Result<Arc<dyn ConversationStore>, StartupError> {
+    Ok(build_stores(settings).await?.0)
+}
+
+/// The conversation store and the spend ledger (the same Redis or memory store).
+pub async fn build_stores(
+    settings: &Settings,
+) -> Result<(Arc<dyn ConversationStore>, Arc<dyn SpendLedger>), StartupError> {
     match &settings.store.backend {
         StoreBackend::Redis { url } => {
             let store = RedisStore::connect(RedisStoreConfig {
@@ -246,7 +241,7 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn ConversationStor
                     "store.redis_url: cannot use Redis ({err}); start it, fix the URL, or unset store.redis_url for the in-memory store"
                 ))
             })?;
-            Ok(Arc::new(store))
+            Ok((Arc::new(store.clone()), Arc::new(store)))
         }
         StoreBackend::Memory => {
             let store = MemoryStore::new(settings.store.closed_ttl);
@@ -261,7 +256,7 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn ConversationStor
                     }
                 }
             });
-            Ok(Arc::new(store))
+            Ok((Arc::new(store.clone()), Arc::new(store)))
         }
     }
 }
@@ -269,21 +264,80 @@ pub async fn build_store(settings: &Settings) -> Result<Arc<dyn ConversationStor
 /// Builds every port from the settings (after [`check_adapters`]). Ingests the knowledge base.
 pub async fn build_ports(settings: &Settings) -> Result<Ports, StartupError> {
     check_adapters(settings)?;
-    let store = build_store(settings).await?;
+    let (store, spend) = build_stores(settings).await?;
+    let chat = build_chat_model(settings)?;
     let kb_settings = settings.clone();
     let kb = tokio::task::spawn_blocking(move || prepare_knowledge_base(&kb_settings))
         .await
         .map_err(|join| {
             StartupError::Other(format!("knowledge base preparation panicked: {join}"))
         })??;
-    let (embedder, analyzer) = build_analysis(settings, kb.embedder().cloned()).await?;
+    let (embedder, local) = build_analysis(settings, kb.embedder().cloned()).await?;
+    let analyzer = choose_analyzer(settings, chat.as_ref(), local);
     Ok(Ports {
         store,
         retriever: Arc::new(KbRetriever::new(Arc::new(kb), "embedded")),
         generator: Arc::new(ExtractiveGenerator::new()),
         embedder,
         analyzer,
+        chat,
+        spend,
     })
+}
+
+/// The analyzer `llm.analyzer` selects: the LLM's structured output over the local analyzer
+/// when a model is configured, else the local analyzer.
+pub fn choose_analyzer(
+    settings: &Settings,
+    chat: Option<&Arc<dyn ChatModel>>,
+    local: Arc<LocalAnalyzer>,
+) -> Arc<dyn Analyzer> {
+    match (chat, settings.llm.analyzer) {
+        (Some(model), AnalyzerKind::Llm) => Arc::new(LlmAnalyzer::new(
+            model.clone(),
+            local,
+            Arc::new(AnalysisCounters::default()),
+        )),
+        _ => local,
+    }
+}
+
+/// The chat model `[llm]` selects (`None` for `provider = "none"`).
+///
+/// Errors: the HTTP client cannot be built.
+pub fn build_chat_model(settings: &Settings) -> Result<Option<Arc<dyn ChatModel>>, StartupError> {
+    let timeouts = Timeouts {
+        connect: settings.llm.connect_timeout,
+        first_token: settings.llm.first_token_timeout,
+        total: settings.llm.total_timeout,
+    };
+    let endpoint = match &settings.llm.provider {
+        LlmProvider::None => return Ok(None),
+        LlmProvider::OpenAi {
+            base_url,
+            api_key,
+            model,
+        } => Endpoint::OpenAi {
+            base_url: base_url.as_str().to_string(),
+            api_key: api_key.as_ref().map(|k| k.expose().to_string()),
+            model: model.clone(),
+        },
+        LlmProvider::Azure {
+            base_url,
+            api_key,
+            deployment,
+            api_version,
+        } => Endpoint::Azure {
+            base_url: base_url.as_str().to_string(),
+            api_key: api_key.expose().to_string(),
+            deployment: deployment.clone(),
+            api_version: api_version.clone(),
+        },
+    };
+    let model = OpenAiChatModel::new(endpoint, timeouts)
+        .map_err(|err| StartupError::Other(format!("llm: {err}")))?;
+    info!(llm.model = model.model(), "LLM answers on");
+    Ok(Some(Arc::new(model)))
 }
 
 /// The per-turn embedder and the local analyzer: each site's taxonomy classifier is trained
@@ -292,7 +346,7 @@ pub async fn build_ports(settings: &Settings) -> Result<Ports, StartupError> {
 pub async fn build_analysis(
     settings: &Settings,
     embedder: Option<SharedEmbedder>,
-) -> Result<(Option<Arc<dyn QueryEmbedder>>, Arc<dyn Analyzer>), StartupError> {
+) -> Result<(Option<Arc<dyn QueryEmbedder>>, Arc<LocalAnalyzer>), StartupError> {
     let sites = settings.sites.clone();
     let for_analyzer = embedder.clone();
     let started = std::time::Instant::now();

@@ -5,6 +5,7 @@
 //!   knowledge base (or a retriever the test plugs in), with per-test config overrides;
 //! - [`WsClient`]: a real WebSocket client (tokio-tungstenite) speaking `PROTOCOL.md`.
 
+pub mod fault_llm;
 pub mod plausible;
 pub mod redis;
 
@@ -205,10 +206,19 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
                 .await
                 .expect("demo retriever builds"),
         };
-        let store: Arc<dyn ConversationStore> = match &redis_store {
-            Some(redis) => Arc::new(redis.clone()),
-            None => Arc::new(MemoryStore::new(settings.store.closed_ttl)),
+        let (store, spend): (
+            Arc<dyn ConversationStore>,
+            Arc<dyn frontdesk::ports::spend::SpendLedger>,
+        ) = match &redis_store {
+            Some(redis) => (Arc::new(redis.clone()), Arc::new(redis.clone())),
+            None => {
+                let memory = MemoryStore::new(settings.store.closed_ttl);
+                (Arc::new(memory.clone()), Arc::new(memory))
+            }
         };
+        // `[llm]` selects the chat model, as at start-up.
+        let chat = frontdesk::startup::build_chat_model(&settings)
+            .unwrap_or_else(|err| panic!("chat model: {err}"));
         let ports = Ports {
             store,
             retriever,
@@ -216,10 +226,16 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
             // No per-turn embedder: the retriever embeds the query itself, and the analysis
             // runs its rules without classification.
             embedder: None,
-            analyzer: Arc::new(
-                frontdesk::engine::analysis::LocalAnalyzer::build(&settings.sites, None)
-                    .unwrap_or_else(|err| panic!("analyzer builds: {err}")),
+            analyzer: frontdesk::startup::choose_analyzer(
+                &settings,
+                chat.as_ref(),
+                Arc::new(
+                    frontdesk::engine::analysis::LocalAnalyzer::build(&settings.sites, None)
+                        .unwrap_or_else(|err| panic!("analyzer builds: {err}")),
+                ),
             ),
+            chat,
+            spend,
         };
         Application::build_with_ports(settings.clone(), ports)
             .unwrap_or_else(|err| panic!("app does not start: {err}"))

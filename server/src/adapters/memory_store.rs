@@ -27,6 +27,8 @@ struct State {
     conversations: HashMap<Key, Entry>,
     visitors: HashMap<(SiteId, VisitorId), Vec<ConversationId>>,
     channels: HashMap<Key, broadcast::Sender<StoredEvent>>,
+    /// LLM spending, micro-dollars by (site, `YYYY-MM`).
+    spend: HashMap<(SiteId, String), u64>,
 }
 
 struct Entry {
@@ -609,5 +611,32 @@ mod tests {
                 .is_some(),
             "open conversations never expire"
         );
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::spend::SpendLedger for MemoryStore {
+    async fn add_spend(
+        &self,
+        site: &SiteId,
+        month: &str,
+        micro_usd: u64,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let total = state
+            .spend
+            .entry((site.clone(), month.to_string()))
+            .or_insert(0);
+        *total = total.saturating_add(micro_usd);
+        Ok(*total)
+    }
+
+    async fn spent(&self, site: &SiteId, month: &str) -> Result<u64, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .spend
+            .get(&(site.clone(), month.to_string()))
+            .copied()
+            .unwrap_or(0))
     }
 }

@@ -4,4 +4,5 @@
 pub mod kb_embedder;
 pub mod kb_retriever;
 pub mod memory_store;
+pub mod openai_chat;
 pub mod redis_store;

@@ -9,6 +9,7 @@
 //! | `P conv:S:C:events` | list | the event log: element `n - 1` is event `n` (a `StoredEvent` as JSON) |
 //! | `P conv:S:C:ids` | hash | `m:<client_message_id>` → `"<message_id> <event_id>"` (idempotency), `a:<answer_id>` → feedback `-` (none), `1` (helpful), `0` |
 //! | `P visitor:S:V` | sorted set | the visitor's conversation ids, scored by creation time (ms) |
+//! | `P spend:S:YYYY-MM` | string (integer) | LLM spending of the site that month, micro-dollars (`INCRBY`; 62-day expiry) |
 //!
 //! Pub/sub channel `P conv:S:C` carries each appended event (the same JSON as the log).
 //!
@@ -264,6 +265,11 @@ impl Keys {
 
     fn ids(&self, site: &SiteId, id: &ConversationId) -> String {
         format!("{}:ids", self.conversation(site, id))
+    }
+
+    /// LLM spending of a site in a month (micro-dollars, `INCRBY`).
+    fn spend(&self, site: &SiteId, month: &str) -> String {
+        format!("{}spend:{}:{month}", self.prefix, site.as_str())
     }
 
     fn visitor_prefix(&self, site: &SiteId) -> String {
@@ -1500,6 +1506,35 @@ impl Follower {
                 }
             }
         }
+    }
+}
+
+/// LLM spending is kept this long (two months: the current one is always whole).
+const SPEND_TTL_SECONDS: u64 = 62 * 24 * 3600;
+
+#[async_trait::async_trait]
+impl crate::ports::spend::SpendLedger for RedisStore {
+    async fn add_spend(
+        &self,
+        site: &SiteId,
+        month: &str,
+        micro_usd: u64,
+    ) -> Result<u64, StoreError> {
+        let key = self.inner.keys.spend(site, month);
+        let total: u64 = self
+            .query(redis::cmd("INCRBY").arg(&key).arg(micro_usd))
+            .await?;
+        let _: i64 = self
+            .query(redis::cmd("EXPIRE").arg(&key).arg(SPEND_TTL_SECONDS))
+            .await?;
+        Ok(total)
+    }
+
+    async fn spent(&self, site: &SiteId, month: &str) -> Result<u64, StoreError> {
+        let total: Option<u64> = self
+            .query(redis::cmd("GET").arg(self.inner.keys.spend(site, month)))
+            .await?;
+        Ok(total.unwrap_or(0))
     }
 }
 

@@ -157,12 +157,12 @@ pub fn error_reply(err: &EngineError) -> (ErrorCode, String, Option<u64>) {
                     "the assistant is busy; please try again shortly".into(),
                     retry_after.map(millis_rounded_up),
                 ),
-                GenerateError::Unavailable(_) => (
+                GenerateError::Unavailable(_) | GenerateError::Interrupted(_) => (
                     ErrorCode::UpstreamUnavailable,
                     "the assistant is unavailable; please try again shortly".into(),
                     None,
                 ),
-                GenerateError::Rejected(_) | GenerateError::Other(_) => (
+                GenerateError::Rejected(_) | GenerateError::Blocked | GenerateError::Other(_) => (
                     ErrorCode::Internal,
                     "something went wrong on our side; please try again".into(),
                     None,

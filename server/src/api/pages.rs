@@ -118,11 +118,22 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             })
         })
         .collect();
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": if readiness.is_ready() { "ready" } else { "not_ready" },
         "parts": parts,
         "degraded": readiness.degraded(),
     });
+    if state.engine.llm_canary().is_some() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counters = state.engine.llm_counters();
+        body["llm"] = serde_json::json!({
+            "answered": counters.answered.load(Relaxed),
+            "ungrounded": counters.ungrounded.load(Relaxed),
+            "failed": counters.failed.load(Relaxed),
+            "canary_blocked": counters.canary_blocked.load(Relaxed),
+            "over_budget": counters.over_budget.load(Relaxed),
+        });
+    }
     if readiness.is_ready() {
         HttpResponse::Ok().json(body)
     } else {

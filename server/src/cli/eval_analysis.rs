@@ -273,6 +273,8 @@ pub struct ClassifyReport {
     pub repeats: usize,
     /// L2 penalty of the logistic head.
     pub alpha: f32,
+    /// Each class name was added as one training example (`--label-names`).
+    pub label_names: bool,
     /// `"test-file"`, `"val"` (CLINC150 default) or `"stratified-<fraction>"`.
     pub split: String,
     pub logistic: ClosedSetFigures,
@@ -296,6 +298,8 @@ pub struct OutOfScopeReport {
 
 struct Split {
     n_classes: usize,
+    /// Class names (`card_arrival`), by class index.
+    names: Vec<String>,
     train: Labelled,
     test: Labelled,
     /// CLINC150: out-of-scope utterances to fit the threshold, and to test.
@@ -351,6 +355,7 @@ fn load_test_split(args: &EvalClassifyArgs) -> anyhow::Result<Split> {
             };
             Ok(Split {
                 n_classes: names.len(),
+                names,
                 train,
                 test,
                 oos_train: Vec::new(),
@@ -397,6 +402,7 @@ fn load_test_split(args: &EvalClassifyArgs) -> anyhow::Result<Split> {
                 .collect();
             Ok(Split {
                 n_classes: names.len(),
+                names,
                 train,
                 test,
                 oos_train,
@@ -405,6 +411,11 @@ fn load_test_split(args: &EvalClassifyArgs) -> anyhow::Result<Split> {
             })
         }
     }
+}
+
+/// A class name as text: `card_arrival` → `card arrival`.
+fn label_text(name: &str) -> String {
+    name.replace(['_', '-'], " ")
 }
 
 fn vectors<'a>(embeddings: &'a HashMap<String, Vec<f32>>, texts: &[String]) -> Vec<&'a [f32]> {
@@ -438,10 +449,14 @@ pub fn classify(
     let embedder = build_embedder(settings)?
         .context("eval classify needs an embedder: run scripts/fetch-models or set [embedder]")?;
     let cache_dir = embedding_cache_dir(settings, args.embedding_cache.as_deref());
+    // `--label-names`: each class's name as one more training example ("card_arrival" →
+    // "card arrival"), as the taxonomy classifier learns from each node's description.
+    let label_texts: Vec<String> = split.names.iter().map(|n| label_text(n)).collect();
     let all_texts: Vec<&str> = split
         .train
         .texts
         .iter()
+        .chain(&label_texts)
         .chain(&split.test.texts)
         .chain(&split.oos_train)
         .chain(&split.oos_test)
@@ -462,10 +477,15 @@ pub fn classify(
     let mut n_threshold = (0, 0);
     for repeat in 0..repeats {
         let seed = args.seed + repeat as u64;
-        let train = match args.shots {
+        let mut train = match args.shots {
             Some(shots) => few_shot(&split.train, n_classes, shots, seed),
             None => split.train.clone(),
         };
+        if args.label_names {
+            for (class, text) in label_texts.iter().enumerate() {
+                train.push(text.clone(), class);
+            }
+        }
         let train_vectors = vectors(&embeddings, &train.texts);
         let started = std::time::Instant::now();
         let head = SoftmaxHead::fit(&train_vectors, &train.labels, n_classes, params)?;
@@ -558,6 +578,7 @@ pub fn classify(
         seed: args.seed,
         repeats,
         alpha: args.alpha,
+        label_names: args.label_names,
         split: split.split,
         logistic,
         centroid,

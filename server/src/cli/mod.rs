@@ -163,6 +163,10 @@ pub struct EvalClassifyArgs {
     /// test split: for choosing --alpha without touching the test split.
     #[arg(long)]
     pub validation: bool,
+    /// Add each class's name ("card_arrival" → "card arrival") as one more training example,
+    /// as the taxonomy classifier learns from each node's description.
+    #[arg(long)]
+    pub label_names: bool,
     /// Folder of the embedding cache (default ~/.cache/frontdesk/eval-embeddings).
     #[arg(long, value_name = "DIR")]
     pub embedding_cache: Option<PathBuf>,

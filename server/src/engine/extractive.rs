@@ -146,6 +146,8 @@ impl AnswerGenerator for ExtractiveGenerator {
             .chain(stream::once(async move {
                 Ok(AnswerPiece::Done {
                     citations: answer.citations,
+                    usage: None,
+                    evidence: None,
                 })
             }))
             .boxed()
@@ -304,6 +306,9 @@ mod tests {
             question: "reset link".into(),
             retrieval: std::sync::Arc::new(result(vec![hit("reset-password", 0.9, &[RESET])])),
             locale: None,
+            language: None,
+            history: Vec::new(),
+            site: "demo".into(),
         };
         let generator = ExtractiveGenerator::new();
         let expected = generator.compose(&request.question, &request.retrieval);
@@ -316,7 +321,9 @@ mod tests {
         assert_eq!(
             last,
             &AnswerPiece::Done {
-                citations: expected.citations
+                citations: expected.citations,
+                usage: None,
+                evidence: None,
             }
         );
         let text: String = deltas

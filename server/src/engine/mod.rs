@@ -8,20 +8,31 @@
 
 pub mod analysis;
 pub mod extractive;
+pub mod grounding;
 pub mod guard;
 pub mod human_request;
+pub mod llm_analysis;
+pub mod llm_answer;
 pub mod policy;
 pub mod replies;
+pub mod summary;
 pub mod text;
 
-use crate::config::{AllowedOrigin, PolicySettings, Settings, SiteSettings};
+use crate::config::{
+    AllowedOrigin, LlmFallback, ModelPrice, PolicySettings, Settings, SiteSettings,
+};
 use crate::domain::{
     Citation, Conversation, ConversationStatus, Csat, CsatRating, DecisionKind, DraftAnswer,
-    EmailAddress, EventKind, HandoffStatus, PendingHandoff, ReasonCode, StoredEvent,
+    EmailAddress, EventKind, HandoffStatus, LlmUsage, PendingHandoff, ReasonCode, StoredEvent,
 };
+use std::sync::atomic::AtomicU64;
 use crate::ids::{AnswerId, ClientMessageId, ConversationId, EventId, MessageId, VisitorId};
 use crate::ports::analyzer::{AnalysisRequest, Analyzer, TurnAnalysis};
-use crate::ports::answer::{AnswerGenerator, AnswerPiece, AnswerRequest, GenerateError};
+use crate::ports::answer::{
+    AnswerGenerator, AnswerPiece, AnswerRequest, GenerateError, HistoryMessage,
+};
+use crate::ports::chat::{ChatModel, TokenUsage};
+use crate::ports::spend::{MICRO_USD_PER_USD, SpendLedger, month_of};
 use crate::ports::embedder::QueryEmbedder;
 use crate::ports::retriever::{RetrievalQuery, RetrieveError, Retriever};
 use crate::ports::store::{
@@ -54,6 +65,10 @@ pub struct Ports {
     pub embedder: Option<Arc<dyn QueryEmbedder>>,
     /// Language, sentiment, signals, category and priority of each visitor message.
     pub analyzer: Arc<dyn Analyzer>,
+    /// The chat model for LLM answers (`None`: extractive answers only).
+    pub chat: Option<Arc<dyn ChatModel>>,
+    /// LLM spending per site and month (the budget).
+    pub spend: Arc<dyn SpendLedger>,
 }
 
 /// Engine errors; `crate::api` maps each to a wire error code.
@@ -243,6 +258,44 @@ pub struct Engine {
     limiter: MessageRateLimiter,
     policy: PolicySettings,
     max_message_chars: usize,
+    llm: Option<LlmRuntime>,
+    llm_counters: Arc<LlmCounters>,
+}
+
+/// The LLM answer path: the generator and what the engine checks around it.
+struct LlmRuntime {
+    generator: llm_answer::LlmGenerator,
+    model: String,
+    price: Option<ModelPrice>,
+    grounding: grounding::GroundingParams,
+    on_ungrounded: LlmFallback,
+    on_failure: LlmFallback,
+}
+
+/// Counts of what happened to LLM answers since start-up.
+#[derive(Debug, Default)]
+pub struct LlmCounters {
+    /// Answers the model finished and the grounding check passed.
+    pub answered: AtomicU64,
+    /// Answers replaced because a sentence was not supported by the cited passages.
+    pub ungrounded: AtomicU64,
+    /// Answers the model failed to produce (timeout, error, broken stream, rate limit).
+    pub failed: AtomicU64,
+    /// Answers stopped because they contained the prompt canary (also counted in `failed`).
+    pub canary_blocked: AtomicU64,
+    /// Turns answered extractively because the site's monthly budget was spent.
+    pub over_budget: AtomicU64,
+}
+
+/// What the answer step produced.
+struct Produced {
+    text: String,
+    citations: Vec<Citation>,
+    usage: Option<LlmUsage>,
+    /// Why the LLM's answer was replaced (empty when it was not).
+    reasons: Vec<ReasonCode>,
+    /// The fallback is a handoff (`llm.on_* = "handoff"`).
+    hand_off: bool,
 }
 
 impl Engine {
@@ -253,7 +306,7 @@ impl Engine {
             None => ResumeTokens::random(),
         };
         Self {
-            ports,
+            ports: ports.clone(),
             sites: settings.sites.iter().cloned().map(Arc::new).collect(),
             tokens,
             limiter: MessageRateLimiter::new(
@@ -262,7 +315,29 @@ impl Engine {
             ),
             policy: settings.policy.clone(),
             max_message_chars: settings.ws.max_message_chars.get(),
+            llm: ports.chat.as_ref().map(|model| LlmRuntime {
+                generator: llm_answer::LlmGenerator::new(model.clone()),
+                model: model.model().to_string(),
+                price: settings.llm.prices.get(model.model()).copied(),
+                grounding: grounding::GroundingParams {
+                    threshold: settings.llm.grounding_threshold,
+                    ..grounding::GroundingParams::default()
+                },
+                on_ungrounded: settings.llm.on_ungrounded,
+                on_failure: settings.llm.on_failure,
+            }),
+            llm_counters: Arc::new(LlmCounters::default()),
         }
+    }
+
+    /// What happened to LLM answers since start-up.
+    pub fn llm_counters(&self) -> &LlmCounters {
+        &self.llm_counters
+    }
+
+    /// The canary string of the LLM prompts (tests check it never reaches a visitor).
+    pub fn llm_canary(&self) -> Option<&str> {
+        self.llm.as_ref().map(|llm| llm.generator.canary())
     }
 
     pub fn ports(&self) -> &Ports {
@@ -465,9 +540,37 @@ impl Engine {
             .iter()
             .take_while(|helpful| **helpful != Some(true))
             .count() as u32;
+        let mut history: Vec<HistoryMessage> = events
+            .iter()
+            .rev()
+            .filter_map(|event| match &event.kind {
+                EventKind::VisitorMessage {
+                    message_id, text, ..
+                } if *message_id != current => Some(HistoryMessage {
+                    from_visitor: true,
+                    text: text.clone(),
+                }),
+                EventKind::AssistantAnswer { text, decision, .. }
+                    if *decision != DecisionKind::Draft =>
+                {
+                    Some(HistoryMessage {
+                        from_visitor: false,
+                        text: text.clone(),
+                    })
+                }
+                EventKind::AgentMessage { text, .. } => Some(HistoryMessage {
+                    from_visitor: false,
+                    text: text.clone(),
+                }),
+                _ => None,
+            })
+            .take(llm_answer::MAX_HISTORY)
+            .collect();
+        history.reverse();
         Ok(ConversationFacts {
             previous_visitor_text,
             n_unresolved_exchanges,
+            history,
         })
     }
 
@@ -686,6 +789,7 @@ impl Engine {
                         confidence,
                         DecisionKind::Handoff,
                         reasons.clone(),
+                        None,
                     )
                     .await?;
                 summary.outcome = TurnOutcome::Answered(DecisionKind::Handoff);
@@ -697,62 +801,63 @@ impl Engine {
                     question: input.text.clone(),
                     retrieval: retrieval.unwrap_or_else(|| Arc::new(empty_result())),
                     locale: context.locale.clone(),
+                    language: summary.analysis.as_ref().and_then(|a| a.language.clone()),
+                    history: facts.history.clone(),
+                    site: site.as_str().to_string(),
                 };
-                let mut pieces = self.ports.generator.generate(request);
-                let mut citations = Vec::new();
-                while let Some(piece) = pieces.next().await {
-                    match piece? {
-                        AnswerPiece::Delta(text) => {
-                            if !answer.send_delta(text).await {
-                                return Ok(answer.finish(summary));
-                            }
-                        }
-                        AnswerPiece::Done { citations: used } => {
-                            citations = used;
-                            break;
-                        }
-                    }
-                }
-                // A generator that cites nothing found nothing to answer from.
-                let (decision, reasons) = if citations.is_empty() {
-                    (DecisionKind::Handoff, vec![ReasonCode::OutOfScope])
+                let Some(produced) = self
+                    .produce_answer(&context.site, request, Some(&mut answer))
+                    .await?
+                else {
+                    return Ok(answer.finish(summary));
+                };
+                answer.text = produced.text;
+                // A handoff fallback, or an answer that cites nothing (nothing found).
+                let (decision, reasons) = if produced.hand_off {
+                    (DecisionKind::Handoff, produced.reasons.clone())
+                } else if produced.citations.is_empty() {
+                    let mut reasons = produced.reasons.clone();
+                    reasons.push(ReasonCode::OutOfScope);
+                    (DecisionKind::Handoff, reasons)
                 } else {
-                    (DecisionKind::Answer, Vec::new())
+                    (DecisionKind::Answer, produced.reasons.clone())
                 };
                 let event = self
                     .store_answer(
                         context,
                         &answer,
-                        citations,
+                        produced.citations,
                         confidence,
                         decision,
                         reasons.clone(),
+                        produced.usage,
                     )
                     .await?;
                 summary.outcome = TurnOutcome::Answered(decision);
-                summary.reasons = reasons;
+                summary.reasons = reasons.clone();
                 summary.event_id = Some(event.event_id);
+                if produced.hand_off {
+                    let requested = self.hand_off(context, reasons, None).await?;
+                    summary.outcome = TurnOutcome::HandedOff;
+                    summary.event_id = Some(requested.event.event_id);
+                }
             }
             Decision::Draft => {
                 let request = AnswerRequest {
                     question: input.text.clone(),
                     retrieval: retrieval.unwrap_or_else(|| Arc::new(empty_result())),
                     locale: context.locale.clone(),
+                    language: summary.analysis.as_ref().and_then(|a| a.language.clone()),
+                    history: facts.history.clone(),
+                    site: site.as_str().to_string(),
                 };
-                let mut pieces = self.ports.generator.generate(request);
-                let mut draft = DraftAnswer {
-                    text: String::new(),
-                    citations: Vec::new(),
+                let Some(produced) = self.produce_answer(&context.site, request, None).await? else {
+                    return Ok(answer.finish(summary));
                 };
-                while let Some(piece) = pieces.next().await {
-                    match piece? {
-                        AnswerPiece::Delta(text) => draft.text.push_str(&text),
-                        AnswerPiece::Done { citations } => {
-                            draft.citations = citations;
-                            break;
-                        }
-                    }
-                }
+                let draft = DraftAnswer {
+                    text: produced.text,
+                    citations: produced.citations,
+                };
                 if !answer.send_text(replies::DRAFT_PENDING).await {
                     return Ok(answer.finish(summary));
                 }
@@ -764,6 +869,7 @@ impl Engine {
                         confidence,
                         DecisionKind::Draft,
                         Vec::new(),
+                        produced.usage,
                     )
                     .await?;
                 let pending = PendingHandoff {
@@ -783,6 +889,229 @@ impl Engine {
         Ok(answer.finish(summary))
     }
 
+    /// Produces the answer to `request`: the LLM's when a model is configured and the site's
+    /// budget allows, checked for grounding, with the configured fallback when it fails or is
+    /// not grounded; else the extractive answer. With `live`, deltas stream to the visitor as
+    /// they arrive; without, the answer is only collected (drafts). `None`: the visitor left.
+    async fn produce_answer(
+        &self,
+        site: &SiteSettings,
+        request: AnswerRequest,
+        mut live: Option<&mut AnswerStream<'_>>,
+    ) -> Result<Option<Produced>, EngineError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(llm) = self.llm.as_ref().filter(|_| !request.retrieval.hits.is_empty()) else {
+            return self.extractive(&request, live, Vec::new(), None).await;
+        };
+        if self.over_budget(site).await {
+            self.llm_counters.over_budget.fetch_add(1, Relaxed);
+            return self.extractive(&request, live, Vec::new(), None).await;
+        }
+        let mut pieces = llm.generator.generate(request.clone());
+        let mut text = String::new();
+        let mut sent_any = false;
+        let failure = loop {
+            match pieces.next().await {
+                Some(Ok(AnswerPiece::Delta(delta))) => {
+                    text.push_str(&delta);
+                    if let Some(stream) = live.as_deref_mut() {
+                        sent_any = true;
+                        if !stream.send_delta(delta).await {
+                            // The visitor left: dropping `pieces` closes the model's stream.
+                            return Ok(None);
+                        }
+                    }
+                }
+                Some(Ok(AnswerPiece::Done {
+                    citations,
+                    usage,
+                    evidence,
+                })) => break Ok((citations, usage, evidence.unwrap_or_default())),
+                Some(Err(err)) => break Err(err),
+                None => break Err(GenerateError::Interrupted("the answer ended without its end".into())),
+            }
+        };
+        drop(pieces);
+        let (citations, usage, evidence) = match failure {
+            Ok(done) => done,
+            Err(err) => {
+                self.llm_counters.failed.fetch_add(1, Relaxed);
+                if matches!(err, GenerateError::Blocked) {
+                    self.llm_counters.canary_blocked.fetch_add(1, Relaxed);
+                }
+                tracing::warn!(site = %site.id, error = %err, deltas_sent = sent_any, "LLM answer failed; falling back");
+                return self
+                    .fall_back(llm.on_failure, ReasonCode::LlmFailure, &request, live, sent_any, None)
+                    .await
+                    .map(|produced| {
+                        produced.map(|mut p| {
+                            // A blocked answer was not "cut off": say it could not be used.
+                            if matches!(err, GenerateError::Blocked) {
+                                p.text = p.text.replacen(replies::LLM_INTERRUPTED, replies::LLM_REPLACED, 1);
+                            }
+                            p
+                        })
+                    });
+            }
+        };
+        let usage = usage.map(|usage| self.record_usage(site, llm, usage));
+        let usage = match usage {
+            Some(future) => Some(future.await),
+            None => None,
+        };
+        let passages: Vec<String> = evidence.iter().map(|e| e.text.clone()).collect();
+        let report = grounding::check(
+            &text,
+            &passages,
+            self.ports.embedder.as_deref(),
+            llm.grounding,
+        )
+        .await?;
+        if !report.grounded || text.trim().is_empty() {
+            self.llm_counters.ungrounded.fetch_add(1, Relaxed);
+            tracing::info!(site = %site.id, grounding.min_score = report.min_score, "LLM answer not grounded in its sources; replacing it");
+            return self
+                .fall_back(llm.on_ungrounded, ReasonCode::Ungrounded, &request, live, sent_any, usage)
+                .await;
+        }
+        self.llm_counters.answered.fetch_add(1, Relaxed);
+        // Cited articles; with no citation, the articles of the passages that support it.
+        let mut citations = citations;
+        if citations.is_empty() {
+            for sentence in &report.sentences {
+                if let Some(e) = sentence.passage.and_then(|i| evidence.get(i))
+                    && !citations.iter().any(|c| c.article_id == e.citation.article_id)
+                {
+                    citations.push(e.citation.clone());
+                }
+            }
+        }
+        Ok(Some(Produced {
+            text,
+            citations,
+            usage,
+            reasons: Vec::new(),
+            hand_off: false,
+        }))
+    }
+
+    /// The extractive answer, streamed when `live`.
+    async fn extractive(
+        &self,
+        request: &AnswerRequest,
+        live: Option<&mut AnswerStream<'_>>,
+        reasons: Vec<ReasonCode>,
+        usage: Option<LlmUsage>,
+    ) -> Result<Option<Produced>, EngineError> {
+        let composed = extractive::ExtractiveGenerator::new()
+            .compose(&request.question, &request.retrieval);
+        if let Some(stream) = live
+            && !stream.send_text(&composed.text).await
+        {
+            return Ok(None);
+        }
+        Ok(Some(Produced {
+            text: composed.text,
+            citations: composed.citations,
+            usage,
+            reasons,
+            hand_off: false,
+        }))
+    }
+
+    /// Replaces a failed or ungrounded LLM answer. When part of it was already shown, the
+    /// stored (and `answer_end`) text says so before the replacement; the widget renders
+    /// `answer_end.text` in place of the deltas.
+    async fn fall_back(
+        &self,
+        mode: LlmFallback,
+        reason: ReasonCode,
+        request: &AnswerRequest,
+        live: Option<&mut AnswerStream<'_>>,
+        sent_any: bool,
+        usage: Option<LlmUsage>,
+    ) -> Result<Option<Produced>, EngineError> {
+        match mode {
+            LlmFallback::Handoff => {
+                let text = if sent_any {
+                    replies::LLM_INTERRUPTED_HANDOFF
+                } else {
+                    replies::LLM_UNAVAILABLE_HANDOFF
+                };
+                if !sent_any
+                    && let Some(stream) = live
+                    && !stream.send_text(text).await
+                {
+                    return Ok(None);
+                }
+                Ok(Some(Produced {
+                    text: text.to_string(),
+                    citations: Vec::new(),
+                    usage,
+                    reasons: vec![reason],
+                    hand_off: true,
+                }))
+            }
+            LlmFallback::Extractive if !sent_any => {
+                self.extractive(request, live, vec![reason], usage).await
+            }
+            LlmFallback::Extractive => {
+                let composed = extractive::ExtractiveGenerator::new()
+                    .compose(&request.question, &request.retrieval);
+                let intro = if reason == ReasonCode::LlmFailure {
+                    replies::LLM_INTERRUPTED
+                } else {
+                    replies::LLM_REPLACED
+                };
+                Ok(Some(Produced {
+                    text: format!("{intro}\n\n{}", composed.text),
+                    citations: composed.citations,
+                    usage,
+                    reasons: vec![reason],
+                    hand_off: false,
+                }))
+            }
+        }
+    }
+
+    /// True when `site` has a monthly budget and it is spent (a ledger failure lets the turn
+    /// use the LLM: the budget is a cost control, not a safety rule).
+    async fn over_budget(&self, site: &SiteSettings) -> bool {
+        let Some(budget) = site.llm_monthly_budget_usd else {
+            return false;
+        };
+        let month = month_of(OffsetDateTime::now_utc());
+        match self.ports.spend.spent(&site.id, &month).await {
+            Ok(spent) => spent as f64 >= budget * MICRO_USD_PER_USD,
+            Err(err) => {
+                tracing::warn!(site = %site.id, error = %err, "cannot read the LLM spend; not enforcing the budget for this turn");
+                false
+            }
+        }
+    }
+
+    /// Prices `usage` with `llm.prices` and adds it to the site's monthly spend.
+    async fn record_usage(&self, site: &SiteSettings, llm: &LlmRuntime, usage: TokenUsage) -> LlmUsage {
+        let cost_usd = llm.price.map(|price| {
+            (f64::from(usage.prompt_tokens) * price.input_usd_per_million
+                + f64::from(usage.completion_tokens) * price.output_usd_per_million)
+                / 1_000_000.0
+        });
+        if let Some(cost) = cost_usd {
+            let micro = (cost * MICRO_USD_PER_USD).round() as u64;
+            let month = month_of(OffsetDateTime::now_utc());
+            if let Err(err) = self.ports.spend.add_spend(&site.id, &month, micro).await {
+                tracing::warn!(site = %site.id, error = %err, "cannot record the LLM spend");
+            }
+        }
+        LlmUsage {
+            model: llm.model.clone(),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cost_usd,
+        }
+    }
+
     async fn store_answer(
         &self,
         context: &ConversationContext,
@@ -791,6 +1120,7 @@ impl Engine {
         confidence: f32,
         decision: DecisionKind,
         reasons: Vec<ReasonCode>,
+        usage: Option<LlmUsage>,
     ) -> Result<StoredEvent, EngineError> {
         let kind = EventKind::AssistantAnswer {
             message_id: MessageId::generate(),
@@ -800,6 +1130,7 @@ impl Engine {
             confidence,
             decision,
             reasons,
+            usage,
         };
         Ok(self
             .ports
@@ -989,6 +1320,8 @@ impl Engine {
 struct ConversationFacts {
     previous_visitor_text: Option<String>,
     n_unresolved_exchanges: u32,
+    /// The last messages before this one (for the LLM prompt), oldest first.
+    history: Vec<HistoryMessage>,
 }
 
 /// Streams an answer's text as deltas and remembers it.
@@ -1128,6 +1461,7 @@ mod tests {
                 teams: vec![],
                 rules: vec![],
             },
+            llm_monthly_budget_usd: None,
         }
     }
 

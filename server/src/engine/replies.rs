@@ -28,3 +28,20 @@ They'll see everything you've written here, so you won't need to repeat yourself
 /// A draft answer is waiting for an agent's approval.
 pub const DRAFT_PENDING: &str = "Thanks, I've passed this to our team so a person can check it before anything is done. \
 They'll reply here shortly, and they'll see everything you've written.";
+
+/// Part of an LLM answer was shown, then it was not supported by the help center (or was
+/// blocked): the stored answer starts with this, then the extractive answer.
+pub const LLM_REPLACED: &str = "Sorry, I had to stop that answer because I couldn't back it up with our help center. \
+Here is what the help center says:";
+
+/// The model failed before writing anything, and the site hands off in that case.
+pub const LLM_UNAVAILABLE_HANDOFF: &str = "Sorry, I can't answer that right now. \
+I'm connecting you with someone from our team, and they'll see everything you've written here.";
+
+/// Part of an LLM answer was shown, then it failed, and the site hands off in that case.
+pub const LLM_INTERRUPTED_HANDOFF: &str = "Sorry, I had to stop that answer. \
+I'm connecting you with someone from our team, and they'll see everything you've written here.";
+
+/// Part of an LLM answer was shown, then the model failed (timeout, broken stream): the stored
+/// answer starts with this, then the extractive answer.
+pub const LLM_INTERRUPTED: &str = "Sorry, my answer was cut off. Here is what our help center says:";

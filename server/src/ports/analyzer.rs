@@ -2,8 +2,9 @@
 //! sentiment, support signals, category and priority (DESIGN.md "One turn", step 3).
 //!
 //! Adapters: local (VADER sentiment, rule-based support signals, a few-shot classifier over
-//! the turn's embedding: [`crate::engine::analysis::LocalAnalyzer`]); an LLM adapter with
-//! structured output may come later and fall back to the local one.
+//! the turn's embedding: [`crate::engine::analysis::LocalAnalyzer`]) and the LLM
+//! ([`crate::engine::llm_analysis::LlmAnalyzer`]: one structured-output call per turn, validated,
+//! falling back to the local one).
 
 use crate::config::Priority;
 use crate::domain::{ActionRequest, ReasonCode};
@@ -62,6 +63,30 @@ pub struct TurnAnalysis {
     /// Reasons the message itself raises: `security`, `legal`, `billing_dispute`, `churn_risk`,
     /// and the reason of a `human` category. Sorted, without repeats.
     pub flagged: Vec<ReasonCode>,
+    /// Who decided: the local analyzer, the LLM, or the local analyzer after the LLM failed.
+    pub source: AnalysisSource,
+}
+
+/// Which analyzer produced a [`TurnAnalysis`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnalysisSource {
+    /// The local analyzer (VADER, rules, embedding classifier).
+    #[default]
+    Local,
+    /// The LLM's structured output, validated (the local rules still add what they detect).
+    Llm,
+    /// The LLM was asked but failed or answered outside the schema: the local analyzer decided.
+    LlmFallback,
+}
+
+impl AnalysisSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Llm => "llm",
+            Self::LlmFallback => "llm_fallback",
+        }
+    }
 }
 
 /// Errors of an analyzer.

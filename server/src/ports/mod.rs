@@ -12,8 +12,10 @@
 
 pub mod analyzer;
 pub mod answer;
+pub mod chat;
 pub mod embedder;
 pub mod retriever;
+pub mod spend;
 pub mod store;
 
 pub use analyzer::{AnalysisRequest, AnalyzeError, Analyzer, TurnAnalysis};

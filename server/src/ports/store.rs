@@ -305,6 +305,7 @@ pub mod conformance {
             confidence: 0.9,
             decision: DecisionKind::Answer,
             reasons: vec![],
+            usage: None,
         }
     }
 

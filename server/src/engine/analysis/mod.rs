@@ -388,7 +388,13 @@ impl LocalAnalyzer {
             priority,
             action,
             flagged,
+            source: crate::ports::analyzer::AnalysisSource::Local,
         }
+    }
+
+    /// The taxonomy of `site`, when it is known.
+    pub fn taxonomy(&self, site: &SiteId) -> Option<&Taxonomy> {
+        self.sites.get(site).map(|s| &s.taxonomy)
     }
 }
 
