@@ -250,7 +250,7 @@ async fn invalid_analysis_output_falls_back_to_the_local_analyzer_and_is_recorde
     let fake = FaultLlm::start(vec![
         Reply::stream(&["{\"category\": \"shipping\", ", "\"oops\": true}"]),
         Reply::stream(&[
-            r#"{"category":"billing","priority":"high","language":"en","sentiment":-0.6,"#,
+            r#"{"category":"billing","priority":"high","language":"en","sentiment":"very_negative","#,
             r#""frustrated":true,"urgent":false,"churn_risk":false,"requested_human":false}"#,
         ]),
     ])

@@ -76,9 +76,9 @@ async fn llama_server_streams_ordered_deltas_then_finish_then_usage() {
     match events.last() {
         Some(ChatEvent::Usage(usage)) => {
             assert!(usage.prompt_tokens > 10, "{usage:?}");
-            // llama-server streams one token per chunk (the end-of-generation token has none).
+            // A chunk carries one or more tokens (llama-server merges some), never less than one.
             assert!(
-                (n_deltas as u32).abs_diff(usage.completion_tokens) <= 1,
+                usage.completion_tokens as usize >= n_deltas && usage.completion_tokens <= 40,
                 "{n_deltas} deltas, {usage:?}"
             );
         }
