@@ -225,6 +225,45 @@ async fn an_unreachable_server_is_a_connect_error() {
     assert!(matches!(err, ChatError::Connect(_)), "{err:?}");
 }
 
+#[tokio::test]
+async fn azure_requests_go_to_the_deployment_with_the_api_version_and_api_key() {
+    let fake = FaultLlm::start(vec![Reply::stream(&["ok"])]).await;
+    let model = OpenAiChatModel::new(
+        Endpoint::Azure {
+            base_url: format!("http://{}", fake.addr),
+            api_key: "azure-key".into(),
+            deployment: "gpt4o-prod".into(),
+            api_version: "2024-10-21".into(),
+        },
+        Timeouts {
+            connect: Duration::from_secs(2),
+            first_token: Duration::from_secs(5),
+            total: Duration::from_secs(5),
+        },
+    )
+    .expect("builds");
+    assert_eq!(model.model(), "gpt4o-prod");
+    let mut stream = model.stream(request()).await.expect("opens");
+    while stream.next().await.is_some() {}
+    let head = &fake.request_heads()[0];
+    assert!(
+        head.starts_with("POST /openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21 HTTP/1.1"),
+        "{head}"
+    );
+    assert!(head.to_ascii_lowercase().contains("api-key: azure-key"), "{head}");
+}
+
+#[tokio::test]
+async fn openai_requests_carry_the_bearer_key() {
+    let fake = FaultLlm::start(vec![Reply::stream(&["ok"])]).await;
+    let model = model(&fake, Duration::from_secs(5));
+    let mut stream = model.stream(request()).await.expect("opens");
+    while stream.next().await.is_some() {}
+    let head = &fake.request_heads()[0];
+    assert!(head.starts_with("POST /v1/chat/completions HTTP/1.1"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("authorization: bearer sk-test"), "{head}");
+}
+
 // --- structured analysis -------------------------------------------------------------------
 
 fn taxonomy_site() -> frontdesk::config::Settings {

@@ -119,6 +119,8 @@ struct Shared {
     script: Vec<Reply>,
     next: usize,
     requests: Vec<Value>,
+    /// Request line and headers of each request (`POST /v1/chat/completions HTTP/1.1`, …).
+    heads: Vec<String>,
     /// Streams the client closed before the server finished writing.
     client_gone: usize,
 }
@@ -178,6 +180,11 @@ impl FaultLlm {
         self.shared.lock().expect("lock").requests.clone()
     }
 
+    /// The request line and headers of each request, as received.
+    pub fn request_heads(&self) -> Vec<String> {
+        self.shared.lock().expect("lock").heads.clone()
+    }
+
     /// Streams the client closed before the server finished them.
     pub fn streams_abandoned_by_client(&self) -> usize {
         self.shared.lock().expect("lock").client_gone
@@ -191,7 +198,7 @@ impl FaultLlm {
     }
 }
 
-async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<Value>> {
+async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<(String, Value)>> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 8192];
     let header_end = loop {
@@ -204,7 +211,8 @@ async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<Value>> 
             break end + 4;
         }
     };
-    let head = String::from_utf8_lossy(&buffer[..header_end]).to_ascii_lowercase();
+    let raw_head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
+    let head = raw_head.to_ascii_lowercase();
     let length: usize = head
         .lines()
         .find_map(|line| line.strip_prefix("content-length:"))
@@ -218,7 +226,7 @@ async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<Value>> 
         buffer.extend_from_slice(&chunk[..n]);
     }
     let body = &buffer[header_end..(header_end + length).min(buffer.len())];
-    Ok(Some(serde_json::from_slice(body).unwrap_or(Value::Null)))
+    Ok(Some((raw_head, serde_json::from_slice(body).unwrap_or(Value::Null))))
 }
 
 fn chunk_json(model: &str, delta: Value, finish: Option<&str>) -> String {
@@ -260,12 +268,13 @@ fn canary_of(request: &Value) -> Option<String> {
 }
 
 async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Result<()> {
-    let Some(request) = read_request(&mut socket).await? else {
+    let Some((head, request)) = read_request(&mut socket).await? else {
         return Ok(());
     };
     let reply = {
         let mut shared = shared.lock().expect("lock");
         shared.requests.push(request.clone());
+        shared.heads.push(head);
         let index = shared.next.min(shared.script.len() - 1);
         shared.next += 1;
         shared.script[index].clone()

@@ -132,6 +132,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "failed": counters.failed.load(Relaxed),
             "canary_blocked": counters.canary_blocked.load(Relaxed),
             "over_budget": counters.over_budget.load(Relaxed),
+            "analysis_fallbacks": counters.analysis_fallbacks.load(Relaxed),
         });
     }
     if readiness.is_ready() {

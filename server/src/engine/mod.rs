@@ -285,6 +285,9 @@ pub struct LlmCounters {
     pub canary_blocked: AtomicU64,
     /// Turns answered extractively because the site's monthly budget was spent.
     pub over_budget: AtomicU64,
+    /// Turns whose LLM analysis was unusable (model failure or output outside the schema), so
+    /// the local analyzer decided.
+    pub analysis_fallbacks: AtomicU64,
 }
 
 /// What the answer step produced.
@@ -718,7 +721,13 @@ impl Engine {
                 analysis::LocalAnalyzer::default().analyze_now(site, &request)
             }
         };
+        if analysis.source == crate::ports::analyzer::AnalysisSource::LlmFallback {
+            self.llm_counters
+                .analysis_fallbacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         tracing::debug!(
+            analysis.source = analysis.source.as_str(),
             analysis.category = analysis.category.as_ref().map(|c| c.category.as_str()),
             analysis.priority = analysis.priority.as_str(),
             analysis.sentiment = analysis.sentiment,
