@@ -275,6 +275,8 @@ pub struct ClassifyReport {
     pub alpha: f32,
     /// Each class name was added as one training example (`--label-names`).
     pub label_names: bool,
+    /// Vectors were centred on the training mean (`--center`).
+    pub center: bool,
     /// `"test-file"`, `"val"` (CLINC150 default) or `"stratified-<fraction>"`.
     pub split: String,
     pub logistic: ClosedSetFigures,
@@ -413,6 +415,26 @@ fn load_test_split(args: &EvalClassifyArgs) -> anyhow::Result<Split> {
     }
 }
 
+/// Every vector minus the mean of `train`'s vectors, L2-normalised again.
+fn centered(embeddings: &HashMap<String, Vec<f32>>, train: &[String]) -> HashMap<String, Vec<f32>> {
+    let dim = embeddings.values().next().map_or(0, Vec::len);
+    let mut mean = vec![0.0f32; dim];
+    for text in train {
+        for (m, x) in mean.iter_mut().zip(&embeddings[text]) {
+            *m += x / train.len() as f32;
+        }
+    }
+    embeddings
+        .iter()
+        .map(|(text, v)| {
+            let mut c: Vec<f32> = v.iter().zip(&mean).map(|(x, m)| x - m).collect();
+            let norm = c.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            c.iter_mut().for_each(|x| *x /= norm);
+            (text.clone(), c)
+        })
+        .collect()
+}
+
 /// A class name as text: `card_arrival` → `card arrival`.
 fn label_text(name: &str) -> String {
     name.replace(['_', '-'], " ")
@@ -465,11 +487,9 @@ pub fn classify(
     let embeddings = embed_cached(&embedder, &cache_dir, &all_texts)?;
     let params = SoftmaxParams {
         alpha: args.alpha,
-        ..SoftmaxParams::default()
+        max_iterations: args.max_iterations,
     };
     let n_classes = split.n_classes;
-    let test_vectors = vectors(&embeddings, &split.test.texts);
-    let oos_test_vectors = vectors(&embeddings, &split.oos_test);
     let repeats = args.repeats.max(1);
 
     let mut closed: [(Vec<f64>, Vec<f64>); 2] = Default::default();
@@ -486,6 +506,16 @@ pub fn classify(
                 train.push(text.clone(), class);
             }
         }
+        // `--center`: subtract the mean of this repeat's training vectors and renormalise
+        // (removes the common direction all-MiniLM embeddings share; Mu & Viswanath, 2018,
+        // "All-but-the-Top", arXiv:1702.01417, first step).
+        let embeddings: std::borrow::Cow<'_, HashMap<String, Vec<f32>>> = if args.center {
+            std::borrow::Cow::Owned(centered(&embeddings, &train.texts))
+        } else {
+            std::borrow::Cow::Borrowed(&embeddings)
+        };
+        let test_vectors = vectors(&embeddings, &split.test.texts);
+        let oos_test_vectors = vectors(&embeddings, &split.oos_test);
         let train_vectors = vectors(&embeddings, &train.texts);
         let started = std::time::Instant::now();
         let head = SoftmaxHead::fit(&train_vectors, &train.labels, n_classes, params)?;
@@ -579,6 +609,7 @@ pub fn classify(
         repeats,
         alpha: args.alpha,
         label_names: args.label_names,
+        center: args.center,
         split: split.split,
         logistic,
         centroid,

@@ -167,6 +167,12 @@ pub struct EvalClassifyArgs {
     /// as the taxonomy classifier learns from each node's description.
     #[arg(long)]
     pub label_names: bool,
+    /// Centre the embeddings on the training mean and renormalise before fitting.
+    #[arg(long)]
+    pub center: bool,
+    /// L-BFGS iterations at most for the logistic head.
+    #[arg(long, default_value_t = 100)]
+    pub max_iterations: u64,
     /// Folder of the embedding cache (default ~/.cache/frontdesk/eval-embeddings).
     #[arg(long, value_name = "DIR")]
     pub embedding_cache: Option<PathBuf>,
