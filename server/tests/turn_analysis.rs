@@ -100,8 +100,11 @@ fn harness() -> Harness {
     .expect("defaults load");
     let embedder = Arc::new(CountingEmbedder::default());
     let retriever = Arc::new(RecordingRetriever::default());
+    let memory = MemoryStore::new(settings.store.closed_ttl);
     let ports = Ports {
-        store: Arc::new(MemoryStore::new(settings.store.closed_ttl)),
+        store: Arc::new(memory.clone()),
+        chat: None,
+        spend: Arc::new(memory),
         retriever: retriever.clone(),
         generator: Arc::new(ExtractiveGenerator::new()),
         embedder: Some(embedder.clone()),
