@@ -447,13 +447,72 @@ async fn a_failing_model_hands_off_with_llm_failure_when_configured() {
     let mut client = app.client().await;
     client.hello(&app.site_key).await.expect("welcome");
     let turn = client.ask(RESET).await.expect("a turn");
-    assert_eq!(turn.end["type"], "answer_end");
-    assert_eq!(turn.end["decision"], "handoff");
-    assert_eq!(turn.end["text"], replies::LLM_UNAVAILABLE_HANDOFF);
-    assert_eq!(turn.streamed_text(), replies::LLM_UNAVAILABLE_HANDOFF);
-    let handoff = client.recv_type("handoff").await.expect("a handoff follows");
-    assert_eq!(handoff["status"], "pending");
-    assert!(!handoff.to_string().contains("llm_failure"), "reason codes never reach the visitor");
+    // Nothing was shown: one handoff message, said once.
+    assert_eq!(turn.end["type"], "handoff", "{:?}", turn.frames);
+    assert_eq!(turn.end["status"], "pending");
+    assert_eq!(turn.end["message"], replies::LLM_UNAVAILABLE_HANDOFF);
+    assert!(turn.deltas.is_empty());
+    assert!(!turn.end.to_string().contains("llm_failure"), "reason codes never reach the visitor");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_model_is_skipped_for_the_cooldown_and_shows_in_readyz() {
+    let fake = FaultLlm::start(vec![Reply::server_error(503)]).await;
+    let app = app_with(&fake, "failure_cooldown = \"60s\"", "").await;
+    let mut client = app.client().await;
+    client.hello(&app.site_key).await.expect("welcome");
+    let first = client.ask(RESET).await.expect("a turn");
+    assert_eq!(first.end["decision"], "answer", "the extractive answer");
+    assert_eq!(fake.requests().len(), 3, "MAX_ATTEMPTS, before any token");
+    let second = client.ask(RESET).await.expect("a turn");
+    assert_eq!(second.end["decision"], "answer");
+    assert_eq!(fake.requests().len(), 3, "the model is not called while it cools down");
+    assert_eq!(app.engine.llm_counters().cooling_down.load(Ordering::Relaxed), 1);
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", app.http_url))
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["status"], "ready", "the model is optional: {ready}");
+    assert_eq!(ready["degraded"], serde_json::json!(["llm"]), "{ready}");
+    assert_eq!(ready["llm"]["failed"], 1, "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cut_at_max_tokens_is_not_shown_as_complete() {
+    let fake = FaultLlm::start(vec![Reply::Stream(StreamReply {
+        finish: "length",
+        ..StreamReply::of(&["Here is how: ", "{source1}", " and then you"])
+    })])
+    .await;
+    let app = app(&fake, "").await;
+    let mut client = app.client().await;
+    client.hello(&app.site_key).await.expect("welcome");
+    let turn = client.ask(RESET).await.expect("a turn");
+    let text = turn.end["text"].as_str().unwrap();
+    assert!(text.starts_with(replies::LLM_INTERRUPTED), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_answers_show_nothing_that_gets_replaced() {
+    let fake = FaultLlm::start(vec![Reply::stream(&[
+        "Lumen will mail you a brand new lamp by drone ",
+        "within two hours if you phone our Mars office [1].",
+    ])])
+    .await;
+    let app = app_with(&fake, "hold_until_checked = true", "").await;
+    let mut client = app.client().await;
+    client.hello(&app.site_key).await.expect("welcome");
+    let turn = client.ask(RESET).await.expect("a turn");
+    for delta in &turn.deltas {
+        assert!(!delta.to_string().contains("drone"), "{delta}");
+    }
+    assert_eq!(turn.streamed_text(), turn.end["text"].as_str().unwrap(), "only the replacement was streamed");
+    // Nothing wrong was shown, so no apology: the extractive answer alone.
+    assert!(!turn.end["text"].as_str().unwrap().starts_with(replies::LLM_REPLACED));
+    assert_eq!(turn.end["decision"], "answer");
+    assert_eq!(app.engine.llm_counters().ungrounded.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

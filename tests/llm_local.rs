@@ -150,14 +150,29 @@ async fn a_turn_through_frontdesk_streams_the_models_answer() {
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "ordered deltas");
     let counters = app.engine.llm_counters();
     use std::sync::atomic::Ordering::Relaxed;
-    let outcomes = counters.answered.load(Relaxed) + counters.ungrounded.load(Relaxed) + counters.failed.load(Relaxed);
-    assert_eq!(outcomes, 1, "the model answered (grounded or not), and it was counted once");
-    assert_eq!(counters.failed.load(Relaxed), 0, "the real server did not fail");
-    // Whatever the tiny model wrote, the visitor's final text is either its grounded answer
-    // (the deltas) or the replacement, which cites the right article.
-    if counters.ungrounded.load(Relaxed) == 1 {
-        assert!(turn.end["text"].as_str().unwrap().starts_with(frontdesk::engine::replies::LLM_REPLACED));
+    let (answered, ungrounded, failed) = (
+        counters.answered.load(Relaxed),
+        counters.ungrounded.load(Relaxed),
+        counters.failed.load(Relaxed),
+    );
+    assert_eq!(answered + ungrounded + failed, 1, "the model's answer was counted once");
+    // Whatever the tiny model wrote, the visitor's final text is its checked answer (the
+    // deltas), or a replacement that says why: not grounded, or not finished (SmolLM2-135M
+    // often runs to max_tokens).
+    let text = turn.end["text"].as_str().unwrap();
+    if answered == 1 {
+        assert_eq!(text, turn.streamed_text());
+    } else if ungrounded == 1 {
+        assert!(text.starts_with(frontdesk::engine::replies::LLM_REPLACED), "{text}");
     } else {
-        assert_eq!(turn.end["text"].as_str().unwrap(), turn.streamed_text());
+        assert!(text.starts_with(frontdesk::engine::replies::LLM_INTERRUPTED), "{text}");
     }
+    // The server itself answered: the model is not marked as failing.
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", app.http_url))
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["degraded"], serde_json::json!([]), "{ready}");
 }

@@ -312,6 +312,10 @@ pub struct LlmSettings {
     pub on_ungrounded: LlmFallback,
     /// What replaces an answer when the model fails (reason `llm_failure`).
     pub on_failure: LlmFallback,
+    /// Buffer the answer until it passed the checks, instead of streaming it live.
+    pub hold_until_checked: bool,
+    /// How long the model is skipped after it failed to answer.
+    pub failure_cooldown: Duration,
 }
 
 /// `llm.analyzer`: who analyses each visitor message when a model is configured.
@@ -618,6 +622,8 @@ struct RawLlm {
     grounding_threshold: f64,
     on_ungrounded: String,
     on_failure: String,
+    hold_until_checked: bool,
+    failure_cooldown: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -782,7 +788,7 @@ fn validate(raw: RawSettings, env: &EnvSnapshot) -> Result<Settings, ConfigError
             }
         },
     };
-    Ok(Settings {
+    let settings = Settings {
         server: validate_server(raw.server)?,
         ws: validate_ws(raw.ws)?,
         store: validate_store(raw.store)?,
@@ -793,7 +799,26 @@ fn validate(raw: RawSettings, env: &EnvSnapshot) -> Result<Settings, ConfigError
         helpdesk: validate_helpdesk(raw.helpdesk)?,
         sites: validate_sites(raw.sites)?,
         log,
-    })
+    };
+    // A budget counts spending in dollars: without a price for the model it would never be
+    // reached, silently.
+    let model = match &settings.llm.provider {
+        LlmProvider::None => None,
+        LlmProvider::OpenAi { model, .. } => Some(model.as_str()),
+        LlmProvider::Azure { deployment, .. } => Some(deployment.as_str()),
+    };
+    if let Some(model) = model
+        && !settings.llm.prices.contains_key(model)
+        && let Some(site) = settings.sites.iter().find(|s| s.llm_monthly_budget_usd.is_some())
+    {
+        return Err(invalid(
+            format!("sites.{}.llm_monthly_budget_usd", site.id),
+            format!(
+                "needs a price for the model: add [llm.prices] \"{model}\" = {{ input = …, output = … }} (USD per million tokens)"
+            ),
+        ));
+    }
+    Ok(settings)
 }
 
 fn duration(key: &str, raw: &str) -> Result<Duration, ConfigError> {
@@ -849,6 +874,16 @@ fn non_empty(key: &str, raw: Option<String>) -> Result<String, ConfigError> {
         Some(value) if !value.is_empty() => Ok(value),
         _ => Err(invalid(key, "is required here and must not be empty")),
     }
+}
+
+/// [`non_empty`] for a key that `llm.provider = provider` needs.
+fn required_for(provider: &str, key: &str, raw: Option<String>) -> Result<String, ConfigError> {
+    non_empty(key, raw).map_err(|_| {
+        invalid(
+            key,
+            format!("is required with llm.provider = \"{provider}\" and must not be empty"),
+        )
+    })
 }
 
 fn optional_secret(raw: Option<String>) -> Option<Secret> {
@@ -1042,17 +1077,37 @@ fn validate_embedder(
 
 fn validate_llm(raw: RawLlm) -> Result<LlmSettings, ConfigError> {
     let provider = match raw.provider.trim() {
-        "none" => LlmProvider::None,
+        "none" => {
+            for (key, value) in [
+                ("llm.base_url", &raw.base_url),
+                ("llm.model", &raw.model),
+                ("llm.deployment", &raw.deployment),
+            ] {
+                if value.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+                    return Err(invalid(
+                        key,
+                        "is set but llm.provider is \"none\" (extractive answers), so it would be ignored: set llm.provider = \"openai\" or \"azure\", or remove it",
+                    ));
+                }
+            }
+            LlmProvider::None
+        }
         "openai" => LlmProvider::OpenAi {
-            base_url: http_url("llm.base_url", &non_empty("llm.base_url", raw.base_url)?)?,
+            base_url: http_url(
+                "llm.base_url",
+                &required_for("openai", "llm.base_url", raw.base_url)?,
+            )?,
             api_key: optional_secret(raw.api_key),
-            model: non_empty("llm.model", raw.model)?,
+            model: required_for("openai", "llm.model", raw.model)?,
         },
         "azure" => LlmProvider::Azure {
-            base_url: http_url("llm.base_url", &non_empty("llm.base_url", raw.base_url)?)?,
-            api_key: Secret(non_empty("llm.api_key", raw.api_key)?),
-            deployment: non_empty("llm.deployment", raw.deployment)?,
-            api_version: non_empty("llm.api_version", raw.api_version)?,
+            base_url: http_url(
+                "llm.base_url",
+                &required_for("azure", "llm.base_url", raw.base_url)?,
+            )?,
+            api_key: Secret(required_for("azure", "llm.api_key", raw.api_key)?),
+            deployment: required_for("azure", "llm.deployment", raw.deployment)?,
+            api_version: required_for("azure", "llm.api_version", raw.api_version)?,
         },
         other => {
             return Err(invalid(
@@ -1108,6 +1163,8 @@ fn validate_llm(raw: RawLlm) -> Result<LlmSettings, ConfigError> {
         grounding_threshold: raw.grounding_threshold as f32,
         on_ungrounded: fallback("llm.on_ungrounded", &raw.on_ungrounded)?,
         on_failure: fallback("llm.on_failure", &raw.on_failure)?,
+        hold_until_checked: raw.hold_until_checked,
+        failure_cooldown: duration("llm.failure_cooldown", &raw.failure_cooldown)?,
         provider,
         connect_timeout: positive_duration("llm.connect_timeout", &raw.connect_timeout)?,
         first_token_timeout: positive_duration(
@@ -1515,6 +1572,16 @@ mod tests {
                 "store.redis_url",
             ),
             ("[llm]\nprovider = \"openai\"\n", &[], "llm.base_url"),
+            ("[llm]\nmodel = \"gpt-4o-mini\"\n", &[], "llm.model"),
+            ("[llm]\ngrounding_threshold = 2\n", &[], "llm.grounding_threshold"),
+            ("[llm]\non_failure = \"panic\"\n", &[], "llm.on_failure"),
+            ("[llm]\nanalyzer = \"gpt\"\n", &[], "llm.analyzer"),
+            (
+                "[llm]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\nmodel = \"m\"\n\
+                 [[sites]]\nid = \"a\"\npublic_key = \"pk_aaaaaaaa\"\nllm_monthly_budget_usd = 5.0\n",
+                &[],
+                "sites.a.llm_monthly_budget_usd",
+            ),
             ("[helpdesk]\nkind = \"zendesk\"\n", &[], "helpdesk.zendesk"),
             (
                 "[[sites]]\nid = \"a b\"\npublic_key = \"pk_aaaaaaaa\"\n",

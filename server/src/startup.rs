@@ -266,6 +266,9 @@ pub async fn build_ports(settings: &Settings) -> Result<Ports, StartupError> {
     check_adapters(settings)?;
     let (store, spend) = build_stores(settings).await?;
     let chat = build_chat_model(settings)?;
+    if chat.is_some() {
+        probe_chat_model(settings).await;
+    }
     let kb_settings = settings.clone();
     let kb = tokio::task::spawn_blocking(move || prepare_knowledge_base(&kb_settings))
         .await
@@ -299,6 +302,50 @@ pub fn choose_analyzer(
             Arc::new(AnalysisCounters::default()),
         )),
         _ => local,
+    }
+}
+
+/// Checks at start-up that the OpenAI-compatible server answers `GET {base_url}/models`, and
+/// warns (never fails: the model server may come up later; until then answers are extractive)
+/// with the URL and a hint when it does not.
+pub async fn probe_chat_model(settings: &Settings) {
+    let LlmProvider::OpenAi {
+        base_url, api_key, ..
+    } = &settings.llm.provider
+    else {
+        return;
+    };
+    let url = format!("{}/models", base_url.as_str().trim_end_matches('/'));
+    let client = match reqwest::Client::builder()
+        .connect_timeout(settings.llm.connect_timeout)
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    {
+        Ok(client) => client,
+        Err(_) => return,
+    };
+    let mut request = client.get(&url);
+    if let Some(key) = api_key {
+        request = request.bearer_auth(key.expose());
+    }
+    match request.send().await {
+        Ok(response) if response.status().is_success() => {
+            info!(llm.url = %url, "model server answers");
+        }
+        Ok(response) if response.status().as_u16() == 404 => warn!(
+            llm.url = %url,
+            "the model server answers 404 for /models: check that llm.base_url is the API root (it usually ends in /v1); until it answers, visitors get extractive answers"
+        ),
+        Ok(response) => warn!(
+            llm.url = %url,
+            status = response.status().as_u16(),
+            "the model server refused /models (check llm.api_key); until it answers, visitors get extractive answers"
+        ),
+        Err(err) => warn!(
+            llm.url = %url,
+            error = %err,
+            "cannot reach the model server (llm.base_url); until it answers, visitors get extractive answers"
+        ),
     }
 }
 

@@ -47,6 +47,8 @@ pub struct StreamReply {
     pub error_chunk_after: Option<usize>,
     /// Send the usage chunk (`stream_options.include_usage`).
     pub usage: bool,
+    /// The last chunk's `finish_reason` (`stop`, `length`, …).
+    pub finish: &'static str,
 }
 
 impl StreamReply {
@@ -59,6 +61,7 @@ impl StreamReply {
             cut_after: None,
             error_chunk_after: None,
             usage: true,
+            finish: "stop",
         }
     }
 }
@@ -330,7 +333,7 @@ async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Re
                 tokio::time::sleep(stream.gap).await;
             }
             if stream.error_chunk_after.is_none() {
-                send_chunk(&mut socket, &chunk_json(&model, json!({}), Some("stop"))).await?;
+                send_chunk(&mut socket, &chunk_json(&model, json!({}), Some(stream.finish))).await?;
             }
             if stream.usage {
                 let usage = json!({

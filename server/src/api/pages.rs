@@ -133,6 +133,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "canary_blocked": counters.canary_blocked.load(Relaxed),
             "over_budget": counters.over_budget.load(Relaxed),
             "analysis_fallbacks": counters.analysis_fallbacks.load(Relaxed),
+            "cooling_down": counters.cooling_down.load(Relaxed),
         });
     }
     if readiness.is_ready() {

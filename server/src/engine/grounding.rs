@@ -12,7 +12,10 @@
 //! the "embeddings plus lexical overlap" check; cf. the token-overlap and NLI-free
 //! embedding-similarity baselines of RAGAS faithfulness, Es et al., 2023, arXiv:2309.15217).
 //! A sentence is supported when its best score reaches the threshold; the answer is grounded
-//! when every checked sentence is. The threshold and weight are chosen on labelled pairs
+//! when every checked sentence is. Two cheap checks come first, because embeddings and word
+//! overlap cannot see them: a sentence with a number (a price, a duration, a limit) that none of
+//! the passages contains scores 0 (a wrong figure in the article's own words: "shipping takes 2
+//! hours"), and an answer that repeats a sentence (a degenerate loop) is not grounded. The threshold and weight are chosen on labelled pairs
 //! (`frontdesk eval grounding`, BENCHMARKS.md).
 
 use crate::engine::text;
@@ -65,10 +68,34 @@ pub fn claim_sentences(answer: &str) -> Vec<String> {
         regex::Regex::new(r"\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]").expect("constant regex")
     });
     let clean = MARKER.replace_all(answer, "");
+    static LIST_MARKER: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(\d+[.)]|[-*•])\s+").expect("constant regex"));
     text::split_units(&clean)
         .into_iter()
-        .map(|unit| unit.text)
+        // "2. Click Add goal": the list number is not a claim.
+        .map(|unit| LIST_MARKER.replace(&unit.text, "").into_owned())
         .filter(|sentence| text::content_terms(sentence).len() >= MIN_CONTENT_WORDS)
+        .collect()
+}
+
+/// The numbers of a text, normalised (`1,000` → `1000`, `2.5` kept).
+pub fn numbers(text: &str) -> Vec<String> {
+    static NUMBER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\d+(?:[.,]\d+)*").expect("constant regex")
+    });
+    NUMBER
+        .find_iter(text)
+        .map(|m| {
+            let n = m.as_str();
+            // A thousands separator (1,000 / 1.000) is dropped; a decimal point is kept.
+            if n.len() > 4 && n.chars().filter(|c| matches!(c, ',' | '.')).count() >= 1
+                && n.rsplit([',', '.']).next().is_some_and(|last| last.len() == 3)
+            {
+                n.replace([',', '.'], "")
+            } else {
+                n.replace(',', ".")
+            }
+        })
         .collect()
 }
 
@@ -94,8 +121,22 @@ pub async fn check(
             passage_vectors.push(embedder.embed(passage).await?);
         }
     }
+    let evidence_numbers: std::collections::HashSet<String> =
+        evidence.iter().flat_map(|p| numbers(p)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let repeats = sentences
+        .iter()
+        .any(|s| !seen.insert(s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")));
     let mut supports = Vec::with_capacity(sentences.len());
     for sentence in sentences {
+        if numbers(&sentence).iter().any(|n| !evidence_numbers.contains(n)) {
+            supports.push(SentenceSupport {
+                sentence,
+                score: 0.0,
+                passage: None,
+            });
+            continue;
+        }
         let vector = match embedder {
             Some(embedder) if !evidence.is_empty() => Some(embedder.embed(&sentence).await?),
             _ => None,
@@ -124,7 +165,7 @@ pub async fn check(
     }
     let min_score = supports.iter().map(|s| s.score).fold(1.0f32, f32::min);
     Ok(GroundingReport {
-        grounded: supports.iter().all(|s| s.score >= params.threshold),
+        grounded: !repeats && supports.iter().all(|s| s.score >= params.threshold),
         min_score,
         sentences: supports,
     })
@@ -133,6 +174,11 @@ pub async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_normalised() {
+        assert_eq!(numbers("3-5 days, 1,000 visits, 2.5 GB, 60 minutes"), vec!["3", "5", "1000", "2.5", "60"]);
+    }
 
     #[test]
     fn claims_skip_pleasantries_and_citation_markers() {
@@ -163,6 +209,19 @@ mod tests {
             .unwrap();
         assert!(!invented.grounded, "{invented:?}");
         assert!(invented.min_score < 0.3, "{invented:?}");
+        let wrong_number = check("Open Site Settings, then the Goals tab, and click Add goal 3 times.", &evidence, None, params)
+            .await
+            .unwrap();
+        assert!(!wrong_number.grounded, "a figure the passages do not have: {wrong_number:?}");
+        let looping = check(
+            "Open Site Settings and the Goals tab. Then click Add goal. Open Site Settings and the Goals tab.",
+            &evidence,
+            None,
+            GroundingParams { threshold: 0.3, semantic_weight: 0.5 },
+        )
+        .await
+        .unwrap();
+        assert!(!looping.grounded, "a repeated sentence is a degenerate answer");
         let empty = check("Hello there!", &evidence, None, params).await.unwrap();
         assert!(empty.grounded && empty.sentences.is_empty(), "no claim, nothing to check");
     }

@@ -270,6 +270,45 @@ struct LlmRuntime {
     grounding: grounding::GroundingParams,
     on_ungrounded: LlmFallback,
     on_failure: LlmFallback,
+    hold_until_checked: bool,
+    failure_cooldown: Duration,
+    /// The model failed to answer: skipped until then (and why).
+    down_until: std::sync::Mutex<Option<(Instant, String)>>,
+}
+
+impl LlmRuntime {
+    /// True while the model is skipped after a failure.
+    fn cooling_down(&self) -> bool {
+        let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        match &*down {
+            Some((until, _)) if Instant::now() < *until => true,
+            Some(_) => {
+                *down = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Skips the model for `failure_cooldown` (or the server's `Retry-After`, if longer).
+    fn cool_down(&self, err: &GenerateError) {
+        let wait = match err {
+            GenerateError::RateLimited {
+                retry_after: Some(retry_after),
+            } => (*retry_after).max(self.failure_cooldown),
+            _ => self.failure_cooldown,
+        };
+        let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        *down = Some((Instant::now() + wait, err.to_string()));
+    }
+
+    /// Why the model is skipped now, if it is.
+    fn down_reason(&self) -> Option<String> {
+        let down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        down.as_ref()
+            .filter(|(until, _)| Instant::now() < *until)
+            .map(|(_, why)| why.clone())
+    }
 }
 
 /// Counts of what happened to LLM answers since start-up.
@@ -285,6 +324,8 @@ pub struct LlmCounters {
     pub canary_blocked: AtomicU64,
     /// Turns answered extractively because the site's monthly budget was spent.
     pub over_budget: AtomicU64,
+    /// Turns answered extractively because the model had just failed (`llm.failure_cooldown`).
+    pub cooling_down: AtomicU64,
     /// Turns whose LLM analysis was unusable (model failure or output outside the schema), so
     /// the local analyzer decided.
     pub analysis_fallbacks: AtomicU64,
@@ -299,6 +340,8 @@ struct Produced {
     reasons: Vec<ReasonCode>,
     /// The fallback is a handoff (`llm.on_* = "handoff"`).
     hand_off: bool,
+    /// Deltas of it reached the visitor (an `answer_end` must replace them).
+    shown: bool,
 }
 
 impl Engine {
@@ -328,6 +371,9 @@ impl Engine {
                 },
                 on_ungrounded: settings.llm.on_ungrounded,
                 on_failure: settings.llm.on_failure,
+                hold_until_checked: settings.llm.hold_until_checked,
+                failure_cooldown: settings.llm.failure_cooldown,
+                down_until: std::sync::Mutex::new(None),
             }),
             llm_counters: Arc::new(LlmCounters::default()),
         }
@@ -820,6 +866,16 @@ impl Engine {
                 else {
                     return Ok(answer.finish(summary));
                 };
+                if produced.hand_off && !produced.shown {
+                    // The model failed before showing anything: one handoff message, no answer.
+                    let requested = self
+                        .hand_off_with(context, produced.reasons.clone(), None, Some(produced.text))
+                        .await?;
+                    summary.outcome = TurnOutcome::HandedOff;
+                    summary.reasons = produced.reasons;
+                    summary.event_id = Some(requested.event.event_id);
+                    return Ok(answer.finish(summary));
+                }
                 answer.text = produced.text;
                 // A handoff fallback, or an answer that cites nothing (nothing found).
                 let (decision, reasons) = if produced.hand_off {
@@ -846,7 +902,14 @@ impl Engine {
                 summary.reasons = reasons.clone();
                 summary.event_id = Some(event.event_id);
                 if produced.hand_off {
-                    let requested = self.hand_off(context, reasons, None).await?;
+                    let requested = self
+                        .hand_off_with(
+                            context,
+                            reasons,
+                            None,
+                            Some(replies::LLM_HANDOFF_AFTER_CUT.to_string()),
+                        )
+                        .await?;
                     summary.outcome = TurnOutcome::HandedOff;
                     summary.event_id = Some(requested.event.event_id);
                 }
@@ -906,7 +969,7 @@ impl Engine {
         &self,
         site: &SiteSettings,
         request: AnswerRequest,
-        mut live: Option<&mut AnswerStream<'_>>,
+        live: Option<&mut AnswerStream<'_>>,
     ) -> Result<Option<Produced>, EngineError> {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(llm) = self.llm.as_ref().filter(|_| !request.retrieval.hits.is_empty()) else {
@@ -916,6 +979,16 @@ impl Engine {
             self.llm_counters.over_budget.fetch_add(1, Relaxed);
             return self.extractive(&request, live, Vec::new(), None).await;
         }
+        if llm.cooling_down() {
+            self.llm_counters.cooling_down.fetch_add(1, Relaxed);
+            return self.extractive(&request, live, Vec::new(), None).await;
+        }
+        // Held answers are sent only after the checks.
+        let (mut live, held) = if llm.hold_until_checked {
+            (None, live)
+        } else {
+            (live, None)
+        };
         let mut pieces = llm.generator.generate(request.clone());
         let mut text = String::new();
         let mut sent_any = false;
@@ -948,6 +1021,15 @@ impl Engine {
                 if matches!(err, GenerateError::Blocked) {
                     self.llm_counters.canary_blocked.fetch_add(1, Relaxed);
                 }
+                if matches!(
+                    err,
+                    GenerateError::Unavailable(_)
+                        | GenerateError::Timeout
+                        | GenerateError::RateLimited { .. }
+                ) {
+                    llm.cool_down(&err);
+                }
+                let live = live.or(held);
                 tracing::warn!(site = %site.id, error = %err, deltas_sent = sent_any, "LLM answer failed; falling back");
                 return self
                     .fall_back(llm.on_failure, ReasonCode::LlmFailure, &request, live, sent_any, None)
@@ -980,8 +1062,20 @@ impl Engine {
             self.llm_counters.ungrounded.fetch_add(1, Relaxed);
             tracing::info!(site = %site.id, grounding.min_score = report.min_score, "LLM answer not grounded in its sources; replacing it");
             return self
-                .fall_back(llm.on_ungrounded, ReasonCode::Ungrounded, &request, live, sent_any, usage)
+                .fall_back(
+                    llm.on_ungrounded,
+                    ReasonCode::Ungrounded,
+                    &request,
+                    live.or(held),
+                    sent_any,
+                    usage,
+                )
                 .await;
+        }
+        if let Some(stream) = held
+            && !stream.send_text(&text).await
+        {
+            return Ok(None);
         }
         self.llm_counters.answered.fetch_add(1, Relaxed);
         // Cited articles; with no citation, the articles of the passages that support it.
@@ -1001,6 +1095,7 @@ impl Engine {
             usage,
             reasons: Vec::new(),
             hand_off: false,
+            shown: true,
         }))
     }
 
@@ -1014,6 +1109,7 @@ impl Engine {
     ) -> Result<Option<Produced>, EngineError> {
         let composed = extractive::ExtractiveGenerator::new()
             .compose(&request.question, &request.retrieval);
+        let shown = live.is_some();
         if let Some(stream) = live
             && !stream.send_text(&composed.text).await
         {
@@ -1025,6 +1121,7 @@ impl Engine {
             usage,
             reasons,
             hand_off: false,
+            shown,
         }))
     }
 
@@ -1042,23 +1139,21 @@ impl Engine {
     ) -> Result<Option<Produced>, EngineError> {
         match mode {
             LlmFallback::Handoff => {
+                let _ = live;
+                // Nothing shown: the handoff message alone. Shown: an answer_end replaces the
+                // deltas with a short apology, then the handoff.
                 let text = if sent_any {
                     replies::LLM_INTERRUPTED_HANDOFF
                 } else {
                     replies::LLM_UNAVAILABLE_HANDOFF
                 };
-                if !sent_any
-                    && let Some(stream) = live
-                    && !stream.send_text(text).await
-                {
-                    return Ok(None);
-                }
                 Ok(Some(Produced {
                     text: text.to_string(),
                     citations: Vec::new(),
                     usage,
                     reasons: vec![reason],
                     hand_off: true,
+                    shown: sent_any,
                 }))
             }
             LlmFallback::Extractive if !sent_any => {
@@ -1078,6 +1173,7 @@ impl Engine {
                     usage,
                     reasons: vec![reason],
                     hand_off: false,
+                    shown: true,
                 }))
             }
         }
@@ -1161,15 +1257,28 @@ impl Engine {
         reasons: Vec<ReasonCode>,
         team: Option<String>,
     ) -> Result<HandoffRequested, EngineError> {
+        self.hand_off_with(context, reasons, team, None).await
+    }
+
+    /// [`Self::hand_off`] with the visitor's message chosen by the caller.
+    async fn hand_off_with(
+        &self,
+        context: &ConversationContext,
+        reasons: Vec<ReasonCode>,
+        team: Option<String>,
+        message: Option<String>,
+    ) -> Result<HandoffRequested, EngineError> {
         // Created by its first message or handoff; after that the store checks (atomically)
         // that the conversation is open.
         if !context.persisted.load(Ordering::Acquire) {
             self.ensure_persisted(context).await?;
         }
-        let message = team.as_deref().map_or_else(
-            || replies::HANDOFF_PENDING.to_string(),
-            replies::handoff_pending_to,
-        );
+        let message = message.unwrap_or_else(|| {
+            team.as_deref().map_or_else(
+                || replies::HANDOFF_PENDING.to_string(),
+                replies::handoff_pending_to,
+            )
+        });
         let now = OffsetDateTime::now_utc();
         let announcement = EventKind::Handoff {
             message_id: MessageId::generate(),
@@ -1303,8 +1412,7 @@ impl Engine {
     pub async fn readiness(&self) -> Readiness {
         let store = self.ports.store.ping().await;
         let retriever = self.ports.retriever.check().await;
-        Readiness {
-            parts: vec![
+        let mut parts = vec![
                 PartStatus {
                     name: "store",
                     adapter: self.ports.store.adapter_name(),
@@ -1319,8 +1427,19 @@ impl Engine {
                     required: true,
                     detail: retriever.err().map(|e| e.to_string()),
                 },
-            ],
+            ];
+        // The model is optional: while it is failing, answers are extractive (degraded).
+        if let Some(llm) = &self.llm {
+            let down = llm.down_reason();
+            parts.push(PartStatus {
+                name: "llm",
+                adapter: "openai-compatible",
+                ok: down.is_none(),
+                required: false,
+                detail: down.map(|why| format!("{why}; answering extractively for now")),
+            });
         }
+        Readiness { parts }
     }
 }
 

@@ -38,9 +38,13 @@ Here is what the help center says:";
 pub const LLM_UNAVAILABLE_HANDOFF: &str = "Sorry, I can't answer that right now. \
 I'm connecting you with someone from our team, and they'll see everything you've written here.";
 
-/// Part of an LLM answer was shown, then it failed, and the site hands off in that case.
-pub const LLM_INTERRUPTED_HANDOFF: &str = "Sorry, I had to stop that answer. \
-I'm connecting you with someone from our team, and they'll see everything you've written here.";
+/// Part of an LLM answer was shown, then it failed, and the site hands off in that case: the
+/// `answer_end` text replacing the deltas (the handoff message follows).
+pub const LLM_INTERRUPTED_HANDOFF: &str = "Sorry, I had to stop that answer.";
+
+/// The handoff message after [`LLM_INTERRUPTED_HANDOFF`].
+pub const LLM_HANDOFF_AFTER_CUT: &str = "I'm connecting you with someone from our team now. \
+They'll see everything you've written here, so you won't need to repeat yourself.";
 
 /// Part of an LLM answer was shown, then the model failed (timeout, broken stream): the stored
 /// answer starts with this, then the extractive answer.
