@@ -6,3 +6,4 @@ pub mod kb_retriever;
 pub mod memory_store;
 pub mod openai_chat;
 pub mod redis_store;
+pub mod zendesk;

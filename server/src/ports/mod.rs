@@ -14,6 +14,7 @@ pub mod analyzer;
 pub mod answer;
 pub mod chat;
 pub mod embedder;
+pub mod helpdesk;
 pub mod retriever;
 pub mod spend;
 pub mod store;

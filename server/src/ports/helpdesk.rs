@@ -1,0 +1,79 @@
+//! The helpdesk port: where a handoff becomes a ticket for the team (DESIGN.md, "Ports":
+//! Zendesk, Freshdesk, Intercom, the built-in inbox).
+//!
+//! Exactly once: `create_ticket` may be called again for the same handoff — after a timeout,
+//! a crash between the vendor accepting the ticket and Frontdesk recording it, or a restart —
+//! and must then return the ticket the first call created, never a second one. Adapters do it
+//! with what each vendor offers (Zendesk: `Idempotency-Key` plus a lookup by `external_id`;
+//! Freshdesk: a lookup by our handoff id before creating). Adapters make one attempt per call;
+//! retrying, with backoff and `Retry-After`, is the caller's (the outbox's).
+
+use crate::config::Priority;
+use std::time::Duration;
+
+/// Who the ticket is from.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Requester {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// The visitor's verified user id, when the site sent one.
+    pub user_id: Option<String>,
+}
+
+/// A ticket to create for a handoff.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketRequest {
+    /// Our handoff id (a UUID): the idempotency key and the ticket's external id.
+    pub handoff_id: String,
+    pub subject: String,
+    /// The ticket's first comment (plain text): summary, context and transcript.
+    pub body: String,
+    pub requester: Requester,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+}
+
+/// A created ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRef {
+    /// The helpdesk's id for it.
+    pub id: String,
+    /// Where an agent opens it, when the helpdesk says.
+    pub url: Option<String>,
+}
+
+/// Errors of one attempt.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HelpdeskError {
+    /// 429: try again after `retry_after` (from `Retry-After`) or a backoff.
+    #[error("the helpdesk is rate-limiting us")]
+    RateLimited { retry_after: Option<Duration> },
+    /// 5xx, a timeout or no connection: try again later.
+    #[error("the helpdesk is unavailable: {0}")]
+    Unavailable(String),
+    /// 401/403: the credentials are wrong; retrying will not help until they are fixed.
+    #[error("the helpdesk refused our credentials: {0}")]
+    Unauthorized(String),
+    /// Another 4xx: the helpdesk rejects this ticket as sent (validation).
+    #[error("the helpdesk rejected the ticket: HTTP {status}: {message}")]
+    Rejected { status: u16, message: String },
+}
+
+impl HelpdeskError {
+    /// Whether a later attempt may succeed without a change on our side.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::Unavailable(_))
+    }
+}
+
+/// A helpdesk.
+#[async_trait::async_trait]
+pub trait Helpdesk: Send + Sync {
+    /// Adapter name for logs (`zendesk`).
+    fn adapter_name(&self) -> &'static str;
+
+    /// Creates the ticket of `request`, exactly once per `request.handoff_id` across calls.
+    ///
+    /// Errors: [`HelpdeskError`] for this attempt.
+    async fn create_ticket(&self, request: &TicketRequest) -> Result<TicketRef, HelpdeskError>;
+}
