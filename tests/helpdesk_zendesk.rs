@@ -23,7 +23,8 @@ fn request() -> TicketRequest {
     TicketRequest {
         handoff_id: uuid::Uuid::new_v4().to_string(),
         subject: "Refund for a double charge".into(),
-        body: "Summary: charged twice in March.\n\nTranscript:\nVisitor: I was charged twice".into(),
+        body: "Summary: charged twice in March.\n\nTranscript:\nVisitor: I was charged twice"
+            .into(),
         requester: Requester {
             name: Some("Ana Visitor".into()),
             email: Some("ana@example.com".into()),
@@ -38,17 +39,29 @@ fn request() -> TicketRequest {
 async fn creates_one_internal_ticket_with_the_context() {
     let fake = FakeZendesk::start().await;
     let request = request();
-    let ticket = adapter(&fake, TOKEN).create_ticket(&request).await.expect("created");
+    let ticket = adapter(&fake, TOKEN)
+        .create_ticket(&request)
+        .await
+        .expect("created");
     let tickets = fake.tickets();
     assert_eq!(tickets.len(), 1);
     assert_eq!(ticket.id, "1");
-    assert_eq!(ticket.url.as_deref(), Some(format!("{}/api/v2/tickets/1.json", fake.base_url()).as_str()));
+    assert_eq!(
+        ticket.url.as_deref(),
+        Some(format!("{}/api/v2/tickets/1.json", fake.base_url()).as_str())
+    );
     let stored = &tickets[0];
     assert_eq!(stored["external_id"], request.handoff_id.as_str());
     assert_eq!(stored["priority"], "high");
-    assert_eq!(stored["comment"]["public"], false, "the context is an internal note");
+    assert_eq!(
+        stored["comment"]["public"], false,
+        "the context is an internal note"
+    );
     assert_eq!(stored["requester"]["email"], "ana@example.com");
-    assert_eq!(stored["tags"], serde_json::json!(["frontdesk", "billing_dispute"]));
+    assert_eq!(
+        stored["tags"],
+        serde_json::json!(["frontdesk", "billing_dispute"])
+    );
 }
 
 #[tokio::test]
@@ -59,9 +72,15 @@ async fn a_crash_after_zendesk_accepted_still_ends_with_one_ticket() {
     // Zendesk stores the ticket, and the answer never arrives.
     fake.push_fault(Fault::CrashAfterCreate);
     let first = helpdesk.create_ticket(&request).await;
-    assert!(matches!(first, Err(HelpdeskError::Unavailable(_))), "{first:?}");
+    assert!(
+        matches!(first, Err(HelpdeskError::Unavailable(_))),
+        "{first:?}"
+    );
     assert_eq!(fake.tickets().len(), 1, "Zendesk has it");
-    let retried = helpdesk.create_ticket(&request).await.expect("the retry finds it");
+    let retried = helpdesk
+        .create_ticket(&request)
+        .await
+        .expect("the retry finds it");
     assert_eq!(retried.id, "1");
     assert_eq!(fake.tickets().len(), 1, "exactly one ticket");
 }
@@ -75,7 +94,10 @@ async fn a_retry_past_the_idempotency_keys_lifetime_finds_the_ticket_by_external
     assert!(helpdesk.create_ticket(&request).await.is_err());
     // Two hours pass (the restart took long): Zendesk forgets the Idempotency-Key.
     fake.expire_keys();
-    let retried = helpdesk.create_ticket(&request).await.expect("found by external_id");
+    let retried = helpdesk
+        .create_ticket(&request)
+        .await
+        .expect("found by external_id");
     assert_eq!(retried.id, "1");
     assert_eq!(fake.tickets().len(), 1);
 }
@@ -98,11 +120,19 @@ async fn rate_limits_with_text_bodies_and_server_errors_are_retryable() {
     let helpdesk = adapter(&fake, TOKEN);
     fake.push_fault(Fault::RateLimited(7));
     let err = helpdesk.create_ticket(&request()).await.unwrap_err();
-    assert_eq!(err, HelpdeskError::RateLimited { retry_after: Some(Duration::from_secs(7)) });
+    assert_eq!(
+        err,
+        HelpdeskError::RateLimited {
+            retry_after: Some(Duration::from_secs(7))
+        }
+    );
     assert!(err.is_retryable());
     fake.push_fault(Fault::ServerError);
     let err = helpdesk.create_ticket(&request()).await.unwrap_err();
-    assert!(matches!(&err, HelpdeskError::Unavailable(m) if m.contains("500")), "{err:?}");
+    assert!(
+        matches!(&err, HelpdeskError::Unavailable(m) if m.contains("500")),
+        "{err:?}"
+    );
     assert!(err.is_retryable());
     assert!(fake.tickets().is_empty());
 }
@@ -110,15 +140,30 @@ async fn rate_limits_with_text_bodies_and_server_errors_are_retryable() {
 #[tokio::test]
 async fn bad_credentials_and_invalid_tickets_are_not_retryable() {
     let fake = FakeZendesk::start().await;
-    let err = adapter(&fake, "wrong").create_ticket(&request()).await.unwrap_err();
-    assert!(matches!(&err, HelpdeskError::Unauthorized(m) if m.contains("authenticate")), "{err:?}");
+    let err = adapter(&fake, "wrong")
+        .create_ticket(&request())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, HelpdeskError::Unauthorized(m) if m.contains("authenticate")),
+        "{err:?}"
+    );
     assert!(!err.is_retryable());
     let mut empty = request();
     empty.body = String::new();
-    let err = adapter(&fake, TOKEN).create_ticket(&empty).await.unwrap_err();
+    let err = adapter(&fake, TOKEN)
+        .create_ticket(&empty)
+        .await
+        .unwrap_err();
     match &err {
-        HelpdeskError::Rejected { status: 422, message } => {
-            assert!(message.contains("RecordInvalid") && message.contains("cannot be blank"), "{message}")
+        HelpdeskError::Rejected {
+            status: 422,
+            message,
+        } => {
+            assert!(
+                message.contains("RecordInvalid") && message.contains("cannot be blank"),
+                "{message}"
+            )
         }
         other => panic!("expected 422, got {other:?}"),
     }
@@ -135,7 +180,10 @@ async fn the_same_key_with_another_body_resolves_to_the_first_ticket() {
     // the first ticket before any create.
     let mut changed = request.clone();
     changed.body.push_str("\nVisitor: hello?");
-    let second = helpdesk.create_ticket(&changed).await.expect("the first ticket");
+    let second = helpdesk
+        .create_ticket(&changed)
+        .await
+        .expect("the first ticket");
     assert_eq!(first, second);
     assert_eq!(fake.tickets().len(), 1);
 }

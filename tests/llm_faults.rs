@@ -73,14 +73,26 @@ fn text_of(events: &[ChatEvent]) -> String {
 async fn a_429_with_retry_after_is_waited_for_then_the_stream_succeeds() {
     let fake = FaultLlm::start(vec![Reply::rate_limited(1), Reply::stream(&["Hel", "lo"])]).await;
     let started = Instant::now();
-    let (events, error) = drain(&model(&fake, Duration::from_secs(10))).await.expect("opens");
+    let (events, error) = drain(&model(&fake, Duration::from_secs(10)))
+        .await
+        .expect("opens");
     assert!(error.is_none(), "{error:?}");
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honoured");
-    assert_eq!(fake.requests().len(), 2, "one retry, by us (async-openai's own are off)");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "one retry, by us (async-openai's own are off)"
+    );
     assert_eq!(text_of(&events), "Hello");
     assert_eq!(
         events.last(),
-        Some(&ChatEvent::Usage(TokenUsage { prompt_tokens: 120, completion_tokens: 2 }))
+        Some(&ChatEvent::Usage(TokenUsage {
+            prompt_tokens: 120,
+            completion_tokens: 2
+        }))
     );
     let body = &fake.requests()[0];
     assert_eq!(body["stream"], true);
@@ -91,7 +103,9 @@ async fn a_429_with_retry_after_is_waited_for_then_the_stream_succeeds() {
 #[tokio::test]
 async fn a_retry_after_longer_than_we_wait_fails_at_once() {
     let fake = FaultLlm::start(vec![Reply::rate_limited(30), Reply::stream(&["late"])]).await;
-    let err = drain(&model(&fake, Duration::from_secs(10))).await.unwrap_err();
+    let err = drain(&model(&fake, Duration::from_secs(10)))
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         ChatError::RateLimited {
@@ -105,15 +119,22 @@ async fn a_retry_after_longer_than_we_wait_fails_at_once() {
 #[tokio::test]
 async fn insufficient_quota_is_not_retried() {
     let fake = FaultLlm::start(vec![Reply::out_of_quota(), Reply::stream(&["no"])]).await;
-    let err = drain(&model(&fake, Duration::from_secs(10))).await.unwrap_err();
-    assert!(matches!(&err, ChatError::RateLimited { message, .. } if message.contains("quota")), "{err:?}");
+    let err = drain(&model(&fake, Duration::from_secs(10)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ChatError::RateLimited { message, .. } if message.contains("quota")),
+        "{err:?}"
+    );
     assert_eq!(fake.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn server_errors_are_retried_then_reported_with_their_text_body() {
     let fake = FaultLlm::start(vec![Reply::server_error(503)]).await;
-    let err = drain(&model(&fake, Duration::from_secs(10))).await.unwrap_err();
+    let err = drain(&model(&fake, Duration::from_secs(10)))
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         ChatError::Server {
@@ -133,7 +154,9 @@ async fn a_text_plain_429_is_a_rate_limit_not_a_parse_error() {
         retry_after: Some("0".into()),
     }])
     .await;
-    let err = drain(&model(&fake, Duration::from_secs(10))).await.unwrap_err();
+    let err = drain(&model(&fake, Duration::from_secs(10)))
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         ChatError::RateLimited {
@@ -146,8 +169,14 @@ async fn a_text_plain_429_is_a_rate_limit_not_a_parse_error() {
 
 #[tokio::test]
 async fn integer_error_codes_of_llama_cpp_and_vllm_are_read() {
-    let fake = FaultLlm::start(vec![Reply::integer_code(400, "model 'fake-model' not found")]).await;
-    let err = drain(&model(&fake, Duration::from_secs(10))).await.unwrap_err();
+    let fake = FaultLlm::start(vec![Reply::integer_code(
+        400,
+        "model 'fake-model' not found",
+    )])
+    .await;
+    let err = drain(&model(&fake, Duration::from_secs(10)))
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         ChatError::Rejected {
@@ -165,10 +194,16 @@ async fn a_stream_cut_mid_answer_is_an_error_after_exactly_one_request() {
         ..StreamReply::of(&["one ", "two ", "three ", "four"])
     })])
     .await;
-    let (events, error) = drain(&model(&fake, Duration::from_secs(10))).await.expect("opens");
+    let (events, error) = drain(&model(&fake, Duration::from_secs(10)))
+        .await
+        .expect("opens");
     assert_eq!(text_of(&events), "one two ");
     assert!(matches!(error, Some(ChatError::Stream(_))), "{error:?}");
-    assert_eq!(fake.requests().len(), 1, "no retry once the stream has started");
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "no retry once the stream has started"
+    );
 }
 
 #[tokio::test]
@@ -178,10 +213,14 @@ async fn an_error_chunk_mid_stream_ends_the_stream() {
         ..StreamReply::of(&["one ", "two"])
     })])
     .await;
-    let (events, error) = drain(&model(&fake, Duration::from_secs(10))).await.expect("opens");
+    let (events, error) = drain(&model(&fake, Duration::from_secs(10)))
+        .await
+        .expect("opens");
     assert_eq!(text_of(&events), "one ");
     match error {
-        Some(ChatError::Stream(message)) => assert!(message.contains("server had an error"), "{message}"),
+        Some(ChatError::Stream(message)) => {
+            assert!(message.contains("server had an error"), "{message}")
+        }
         other => panic!("expected a stream error, got {other:?}"),
     }
     assert_eq!(fake.requests().len(), 1);
@@ -212,7 +251,11 @@ async fn an_unreachable_server_is_a_connect_error() {
     let url = fake.base_url();
     drop(fake);
     let model = OpenAiChatModel::new(
-        Endpoint::OpenAi { base_url: url, api_key: None, model: "m".into() },
+        Endpoint::OpenAi {
+            base_url: url,
+            api_key: None,
+            model: "m".into(),
+        },
         Timeouts {
             connect: Duration::from_secs(1),
             first_token: Duration::from_secs(5),
@@ -247,10 +290,15 @@ async fn azure_requests_go_to_the_deployment_with_the_api_version_and_api_key() 
     while stream.next().await.is_some() {}
     let head = &fake.request_heads()[0];
     assert!(
-        head.starts_with("POST /openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21 HTTP/1.1"),
+        head.starts_with(
+            "POST /openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21 HTTP/1.1"
+        ),
         "{head}"
     );
-    assert!(head.to_ascii_lowercase().contains("api-key: azure-key"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("api-key: azure-key"),
+        "{head}"
+    );
 }
 
 #[tokio::test]
@@ -260,8 +308,15 @@ async fn openai_requests_carry_the_bearer_key() {
     let mut stream = model.stream(request()).await.expect("opens");
     while stream.next().await.is_some() {}
     let head = &fake.request_heads()[0];
-    assert!(head.starts_with("POST /v1/chat/completions HTTP/1.1"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("authorization: bearer sk-test"), "{head}");
+    assert!(
+        head.starts_with("POST /v1/chat/completions HTTP/1.1"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer sk-test"),
+        "{head}"
+    );
 }
 
 // --- structured analysis -------------------------------------------------------------------
@@ -269,7 +324,8 @@ async fn openai_requests_carry_the_bearer_key() {
 fn taxonomy_site() -> frontdesk::config::Settings {
     frontdesk::config::Settings::load(&frontdesk::config::ConfigSources {
         file: None,
-        layers: vec![r#"
+        layers: vec![
+            r#"
 [[sites]]
 id = "t"
 public_key = "pk_test_1234"
@@ -278,7 +334,8 @@ id = "billing"
 description = "Invoices, payments and refunds"
 examples = ["Where is my invoice?"]
 "#
-        .into()],
+            .into(),
+        ],
         env: frontdesk::config::EnvSnapshot::default(),
     })
     .expect("loads")
@@ -308,7 +365,10 @@ async fn invalid_analysis_output_falls_back_to_the_local_analyzer_and_is_recorde
         embedding: None,
         previous_visitor_text: None,
     };
-    let first = analyzer.analyze(&site, &request).await.expect("never fails");
+    let first = analyzer
+        .analyze(&site, &request)
+        .await
+        .expect("never fails");
     assert_eq!(first.source, AnalysisSource::LlmFallback);
     assert_eq!(counters.fallbacks.load(Ordering::Relaxed), 1);
     let schema = &fake.requests()[0]["response_format"];
@@ -320,7 +380,10 @@ async fn invalid_analysis_output_falls_back_to_the_local_analyzer_and_is_recorde
         "the nested json_schema.schema form (llama.cpp ignores the flat one)"
     );
 
-    let second = analyzer.analyze(&site, &request).await.expect("never fails");
+    let second = analyzer
+        .analyze(&site, &request)
+        .await
+        .expect("never fails");
     assert_eq!(second.source, AnalysisSource::Llm);
     assert_eq!(second.category.expect("classified").category, "billing");
     assert!(second.frustrated);
@@ -378,19 +441,43 @@ async fn a_grounded_llm_answer_streams_cites_and_stores_its_usage_and_cost() {
     let turn = client.ask(RESET).await.expect("a turn");
     assert_eq!(turn.end["type"], "answer_end");
     assert_eq!(turn.end["decision"], "answer");
-    assert_eq!(turn.deltas.len(), 3, "each model delta is forwarded as it arrives");
-    assert!(turn.streamed_text().len() > "Here is how:  [1]".len() + 20, "{}", turn.streamed_text());
-    let seqs: Vec<u64> = turn.deltas.iter().map(|d| d["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        turn.deltas.len(),
+        3,
+        "each model delta is forwarded as it arrives"
+    );
+    assert!(
+        turn.streamed_text().len() > "Here is how:  [1]".len() + 20,
+        "{}",
+        turn.streamed_text()
+    );
+    let seqs: Vec<u64> = turn
+        .deltas
+        .iter()
+        .map(|d| d["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, vec![0, 1, 2]);
     assert_eq!(turn.streamed_text(), turn.end["text"].as_str().unwrap());
-    assert_eq!(turn.end["sources"][0]["article_id"], "account/reset-password");
+    assert_eq!(
+        turn.end["sources"][0]["article_id"],
+        "account/reset-password"
+    );
 
     let request = &fake.requests()[0];
     let system = request["messages"][0]["content"].as_str().unwrap();
-    assert!(system.contains("<source id=\"1\" title=\"Reset your password\">"), "{system}");
+    assert!(
+        system.contains("<source id=\"1\" title=\"Reset your password\">"),
+        "{system}"
+    );
     // Too short for language detection, and no locale in `hello`: the visitor's own language.
-    assert!(system.contains("Answer in the language of the visitor's last message"), "{system}");
-    assert_eq!(request["messages"].as_array().unwrap().last().unwrap()["content"], RESET);
+    assert!(
+        system.contains("Answer in the language of the visitor's last message"),
+        "{system}"
+    );
+    assert_eq!(
+        request["messages"].as_array().unwrap().last().unwrap()["content"],
+        RESET
+    );
 
     match stored_answer(&app, welcome["conversation_id"].as_str().unwrap()).await {
         EventKind::AssistantAnswer { usage, reasons, .. } => {
@@ -402,12 +489,23 @@ async fn a_grounded_llm_answer_streams_cites_and_stores_its_usage_and_cost() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(app.engine.llm_counters().answered.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        app.engine.llm_counters().answered.load(Ordering::Relaxed),
+        1
+    );
 
     // The next turn's prompt carries the conversation so far.
-    let _ = client.ask("And how long is the link valid?").await.expect("a turn");
+    let _ = client
+        .ask("And how long is the link valid?")
+        .await
+        .expect("a turn");
     let second = &fake.requests()[1]["messages"];
-    let roles: Vec<&str> = second.as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = second
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, vec!["system", "user", "assistant", "user"]);
     assert_eq!(second[1]["content"], RESET);
 }
@@ -416,22 +514,39 @@ async fn a_grounded_llm_answer_streams_cites_and_stores_its_usage_and_cost() {
 async fn a_model_cut_mid_answer_gives_the_visitor_the_extractive_answer_and_one_request() {
     let fake = FaultLlm::start(vec![Reply::Stream(StreamReply {
         cut_after: Some(2),
-        ..StreamReply::of(&["On the sign-in screen, ", "tap Forgot password? ", "then more"])
+        ..StreamReply::of(&[
+            "On the sign-in screen, ",
+            "tap Forgot password? ",
+            "then more",
+        ])
     })])
     .await;
     let app = app(&fake, "").await;
     let mut client = app.client().await;
     let welcome = client.hello(&app.site_key).await.expect("welcome");
     let turn = client.ask(RESET).await.expect("a turn");
-    assert_eq!(turn.streamed_text(), "On the sign-in screen, tap Forgot password? ");
+    assert_eq!(
+        turn.streamed_text(),
+        "On the sign-in screen, tap Forgot password? "
+    );
     let text = turn.end["text"].as_str().unwrap();
     assert!(text.starts_with(replies::LLM_INTERRUPTED), "{text}");
-    assert!(text.len() > replies::LLM_INTERRUPTED.len() + 40 && text.contains("password"), "the extractive answer follows: {text}");
+    assert!(
+        text.len() > replies::LLM_INTERRUPTED.len() + 40 && text.contains("password"),
+        "the extractive answer follows: {text}"
+    );
     assert_eq!(turn.end["decision"], "answer");
-    assert_eq!(turn.end["sources"][0]["article_id"], "account/reset-password");
+    assert_eq!(
+        turn.end["sources"][0]["article_id"],
+        "account/reset-password"
+    );
     assert_eq!(fake.requests().len(), 1, "no retry after the first delta");
     match stored_answer(&app, welcome["conversation_id"].as_str().unwrap()).await {
-        EventKind::AssistantAnswer { reasons, text: stored, .. } => {
+        EventKind::AssistantAnswer {
+            reasons,
+            text: stored,
+            ..
+        } => {
             assert_eq!(reasons, vec![ReasonCode::LlmFailure]);
             assert_eq!(stored, text, "what the visitor saw is what is stored");
         }
@@ -452,7 +567,10 @@ async fn a_failing_model_hands_off_with_llm_failure_when_configured() {
     assert_eq!(turn.end["status"], "pending");
     assert_eq!(turn.end["message"], replies::LLM_UNAVAILABLE_HANDOFF);
     assert!(turn.deltas.is_empty());
-    assert!(!turn.end.to_string().contains("llm_failure"), "reason codes never reach the visitor");
+    assert!(
+        !turn.end.to_string().contains("llm_failure"),
+        "reason codes never reach the visitor"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,8 +584,18 @@ async fn a_failing_model_is_skipped_for_the_cooldown_and_shows_in_readyz() {
     assert_eq!(fake.requests().len(), 3, "MAX_ATTEMPTS, before any token");
     let second = client.ask(RESET).await.expect("a turn");
     assert_eq!(second.end["decision"], "answer");
-    assert_eq!(fake.requests().len(), 3, "the model is not called while it cools down");
-    assert_eq!(app.engine.llm_counters().cooling_down.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        fake.requests().len(),
+        3,
+        "the model is not called while it cools down"
+    );
+    assert_eq!(
+        app.engine
+            .llm_counters()
+            .cooling_down
+            .load(Ordering::Relaxed),
+        1
+    );
     let ready: serde_json::Value = reqwest::get(format!("{}/readyz", app.http_url))
         .await
         .expect("readyz")
@@ -508,11 +636,23 @@ async fn held_answers_show_nothing_that_gets_replaced() {
     for delta in &turn.deltas {
         assert!(!delta.to_string().contains("drone"), "{delta}");
     }
-    assert_eq!(turn.streamed_text(), turn.end["text"].as_str().unwrap(), "only the replacement was streamed");
+    assert_eq!(
+        turn.streamed_text(),
+        turn.end["text"].as_str().unwrap(),
+        "only the replacement was streamed"
+    );
     // Nothing wrong was shown, so no apology: the extractive answer alone.
-    assert!(!turn.end["text"].as_str().unwrap().starts_with(replies::LLM_REPLACED));
+    assert!(
+        !turn.end["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(replies::LLM_REPLACED)
+    );
     assert_eq!(turn.end["decision"], "answer");
-    assert_eq!(app.engine.llm_counters().ungrounded.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        app.engine.llm_counters().ungrounded.load(Ordering::Relaxed),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,7 +676,10 @@ async fn an_ungrounded_answer_is_replaced_and_counted() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(app.engine.llm_counters().ungrounded.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        app.engine.llm_counters().ungrounded.load(Ordering::Relaxed),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -548,15 +691,27 @@ async fn output_containing_the_canary_is_blocked_before_any_of_it_is_shown() {
     ])])
     .await;
     let app = app(&fake, "").await;
-    let canary = app.engine.llm_canary().expect("an LLM is configured").to_string();
+    let canary = app
+        .engine
+        .llm_canary()
+        .expect("an LLM is configured")
+        .to_string();
     let mut client = app.client().await;
     client.hello(&app.site_key).await.expect("welcome");
     let turn = client.ask(RESET).await.expect("a turn");
     for frame in &turn.frames {
         let frame = frame.to_string();
-        assert!(!frame.contains(&canary) && !frame.contains("fd-canary"), "{frame}");
+        assert!(
+            !frame.contains(&canary) && !frame.contains("fd-canary"),
+            "{frame}"
+        );
     }
-    assert!(turn.end["text"].as_str().unwrap().starts_with(replies::LLM_REPLACED));
+    assert!(
+        turn.end["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(replies::LLM_REPLACED)
+    );
     let counters = app.engine.llm_counters();
     assert_eq!(counters.canary_blocked.load(Ordering::Relaxed), 1);
 }
@@ -570,12 +725,28 @@ async fn a_spent_monthly_budget_switches_the_site_to_extractive_answers() {
     client.hello(&app.site_key).await.expect("welcome");
     let first = client.ask(RESET).await.expect("a turn");
     assert_eq!(first.end["decision"], "answer");
-    assert!(!first.end["text"].as_str().unwrap().starts_with(replies::LLM_REPLACED), "the model's own answer");
+    assert!(
+        !first.end["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(replies::LLM_REPLACED),
+        "the model's own answer"
+    );
     let second = client.ask(RESET).await.expect("a turn");
-    assert_eq!(fake.requests().len(), 1, "no model call once the budget is spent");
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "no model call once the budget is spent"
+    );
     assert_eq!(second.end["decision"], "answer");
     assert!(second.end["text"].as_str().unwrap().contains("password"));
-    assert_eq!(app.engine.llm_counters().over_budget.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        app.engine
+            .llm_counters()
+            .over_budget
+            .load(Ordering::Relaxed),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -604,5 +775,9 @@ async fn a_visitor_who_leaves_mid_answer_closes_the_model_stream() {
     while fake.streams_abandoned_by_client() == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(fake.streams_abandoned_by_client(), 1, "the HTTP stream was dropped");
+    assert_eq!(
+        fake.streams_abandoned_by_client(),
+        1,
+        "the HTTP stream was dropped"
+    );
 }

@@ -5,7 +5,9 @@
 
 use frontdesk::adapters::openai_chat::{Endpoint, OpenAiChatModel, Timeouts};
 use frontdesk::engine::llm_analysis;
-use frontdesk::ports::chat::{ChatEvent, ChatMessage, ChatModel, ChatRequest, FinishReason, OutputSchema};
+use frontdesk::ports::chat::{
+    ChatEvent, ChatMessage, ChatModel, ChatRequest, FinishReason, OutputSchema,
+};
 use frontdesk_tests::{TestAppOptions, spawn_app_with};
 use futures_util::StreamExt;
 use std::time::Duration;
@@ -65,14 +67,25 @@ async fn llama_server_streams_ordered_deltas_then_finish_then_usage() {
     while let Some(event) = stream.next().await {
         events.push(event.expect("no stream error"));
     }
-    let n_deltas = events.iter().filter(|e| matches!(e, ChatEvent::Delta(_))).count();
+    let n_deltas = events
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::Delta(_)))
+        .count();
     assert!(n_deltas >= 3, "tokens arrive one by one: {events:?}");
-    let finish = events.iter().position(|e| matches!(e, ChatEvent::Finished(_))).expect("a finish_reason");
+    let finish = events
+        .iter()
+        .position(|e| matches!(e, ChatEvent::Finished(_)))
+        .expect("a finish_reason");
     assert!(
-        events[..finish].iter().all(|e| matches!(e, ChatEvent::Delta(_))),
+        events[..finish]
+            .iter()
+            .all(|e| matches!(e, ChatEvent::Delta(_))),
         "every delta comes before the finish: {events:?}"
     );
-    assert!(matches!(events[finish], ChatEvent::Finished(FinishReason::Stop | FinishReason::Length)));
+    assert!(matches!(
+        events[finish],
+        ChatEvent::Finished(FinishReason::Stop | FinishReason::Length)
+    ));
     match events.last() {
         Some(ChatEvent::Usage(usage)) => {
             assert!(usage.prompt_tokens > 10, "{usage:?}");
@@ -143,11 +156,22 @@ async fn a_turn_through_frontdesk_streams_the_models_answer() {
     .await;
     let mut client = app.client().await;
     client.hello(&app.site_key).await.expect("welcome");
-    let turn = client.ask("How do I reset my password?").await.expect("a turn");
+    let turn = client
+        .ask("How do I reset my password?")
+        .await
+        .expect("a turn");
     assert_eq!(turn.end["type"], "answer_end");
     assert!(!turn.deltas.is_empty(), "the answer was streamed");
-    let seqs: Vec<u64> = turn.deltas.iter().map(|d| d["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "ordered deltas");
+    let seqs: Vec<u64> = turn
+        .deltas
+        .iter()
+        .map(|d| d["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..seqs.len() as u64).collect::<Vec<_>>(),
+        "ordered deltas"
+    );
     let counters = app.engine.llm_counters();
     use std::sync::atomic::Ordering::Relaxed;
     let (answered, ungrounded, failed) = (
@@ -155,7 +179,11 @@ async fn a_turn_through_frontdesk_streams_the_models_answer() {
         counters.ungrounded.load(Relaxed),
         counters.failed.load(Relaxed),
     );
-    assert_eq!(answered + ungrounded + failed, 1, "the model's answer was counted once");
+    assert_eq!(
+        answered + ungrounded + failed,
+        1,
+        "the model's answer was counted once"
+    );
     // Whatever the tiny model wrote, the visitor's final text is its checked answer (the
     // deltas), or a replacement that says why: not grounded, or not finished (SmolLM2-135M
     // often runs to max_tokens).
@@ -163,9 +191,15 @@ async fn a_turn_through_frontdesk_streams_the_models_answer() {
     if answered == 1 {
         assert_eq!(text, turn.streamed_text());
     } else if ungrounded == 1 {
-        assert!(text.starts_with(frontdesk::engine::replies::LLM_REPLACED), "{text}");
+        assert!(
+            text.starts_with(frontdesk::engine::replies::LLM_REPLACED),
+            "{text}"
+        );
     } else {
-        assert!(text.starts_with(frontdesk::engine::replies::LLM_INTERRUPTED), "{text}");
+        assert!(
+            text.starts_with(frontdesk::engine::replies::LLM_INTERRUPTED),
+            "{text}"
+        );
     }
     // The server itself answered: the model is not marked as failing.
     let ready: serde_json::Value = reqwest::get(format!("{}/readyz", app.http_url))

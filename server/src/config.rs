@@ -809,7 +809,10 @@ fn validate(raw: RawSettings, env: &EnvSnapshot) -> Result<Settings, ConfigError
     };
     if let Some(model) = model
         && !settings.llm.prices.contains_key(model)
-        && let Some(site) = settings.sites.iter().find(|s| s.llm_monthly_budget_usd.is_some())
+        && let Some(site) = settings
+            .sites
+            .iter()
+            .find(|s| s.llm_monthly_budget_usd.is_some())
     {
         return Err(invalid(
             format!("sites.{}.llm_monthly_budget_usd", site.id),
@@ -1573,7 +1576,11 @@ mod tests {
             ),
             ("[llm]\nprovider = \"openai\"\n", &[], "llm.base_url"),
             ("[llm]\nmodel = \"gpt-4o-mini\"\n", &[], "llm.model"),
-            ("[llm]\ngrounding_threshold = 2\n", &[], "llm.grounding_threshold"),
+            (
+                "[llm]\ngrounding_threshold = 2\n",
+                &[],
+                "llm.grounding_threshold",
+            ),
             ("[llm]\non_failure = \"panic\"\n", &[], "llm.on_failure"),
             ("[llm]\nanalyzer = \"gpt\"\n", &[], "llm.analyzer"),
             (

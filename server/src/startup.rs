@@ -9,8 +9,7 @@ use crate::adapters::openai_chat::{Endpoint, OpenAiChatModel, Timeouts};
 use crate::adapters::redis_store::{RedisStore, RedisStoreConfig};
 use crate::api::{self, AppState};
 use crate::config::{
-    AnalyzerKind, EmbedderKind, HelpdeskSettings, KbBackend, LlmProvider, Settings,
-    StoreBackend,
+    AnalyzerKind, EmbedderKind, HelpdeskSettings, KbBackend, LlmProvider, Settings, StoreBackend,
 };
 use crate::engine::analysis::LocalAnalyzer;
 use crate::engine::extractive::ExtractiveGenerator;

@@ -25,7 +25,9 @@ use frontdesk::ports::answer::AnswerRequest;
 use frontdesk::ports::chat::{ChatEvent, ChatModel, ChatRequest};
 use frontdesk::ports::embedder::QueryEmbedder;
 use frontdesk::ports::retriever::RetrievalQuery;
-use frontdesk_tests::plausible::{DevQuestion, SITE, SITE_KEY, config, dev_questions, model_dir, plausible_retriever};
+use frontdesk_tests::plausible::{
+    DevQuestion, SITE, SITE_KEY, config, dev_questions, model_dir, plausible_retriever,
+};
 use frontdesk_tests::{TestAppOptions, spawn_app_with};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -45,10 +47,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn run() {
-    let base = std::env::var("FRONTDESK_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:8089/v1".into());
+    let base =
+        std::env::var("FRONTDESK_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:8089/v1".into());
     let model = Arc::new(
         OpenAiChatModel::new(
-            Endpoint::OpenAi { base_url: base.clone(), api_key: None, model: "smollm2".into() },
+            Endpoint::OpenAi {
+                base_url: base.clone(),
+                api_key: None,
+                model: "smollm2".into(),
+            },
             Timeouts {
                 connect: Duration::from_secs(2),
                 first_token: Duration::from_secs(60),
@@ -57,9 +64,13 @@ async fn run() {
         )
         .expect("client"),
     );
-    let retriever = tokio::task::spawn_blocking(plausible_retriever).await.expect("kb builds");
-    let questions: Vec<DevQuestion> =
-        dev_questions().into_iter().filter(|q| q.expected == "answer").collect();
+    let retriever = tokio::task::spawn_blocking(plausible_retriever)
+        .await
+        .expect("kb builds");
+    let questions: Vec<DevQuestion> = dev_questions()
+        .into_iter()
+        .filter(|q| q.expected == "answer")
+        .collect();
     let site = SiteId::parse(SITE).expect("valid");
     let generator = LlmGenerator::new(model.clone());
 
@@ -98,7 +109,12 @@ async fn run() {
         let direct_first = || async {
             let started = Instant::now();
             let mut stream = model
-                .stream(ChatRequest { messages: messages.clone(), max_tokens: 120, temperature: 0.2, schema: None })
+                .stream(ChatRequest {
+                    messages: messages.clone(),
+                    max_tokens: 120,
+                    temperature: 0.2,
+                    schema: None,
+                })
                 .await
                 .expect("opens");
             let mut first = None;
@@ -165,19 +181,31 @@ async fn run() {
         direct.last().unwrap()
     );
     overhead.push(percentile(&through_frontdesk, 0.5) - percentile(&direct, 0.5));
-    println!("  Frontdesk overhead (p50 difference): {:.0} ms", overhead[0]);
+    println!(
+        "  Frontdesk overhead (p50 difference): {:.0} ms",
+        overhead[0]
+    );
 
     // --- 2. Grounding check rates ------------------------------------------------------
-    let embedder = frontdesk_kb::embed::minilm::MiniLmEmbedder::load(&model_dir(), 256).expect("model");
+    let embedder =
+        frontdesk_kb::embed::minilm::MiniLmEmbedder::load(&model_dir(), 256).expect("model");
     let embedder: Arc<dyn QueryEmbedder> = Arc::new(BlockingQueryEmbedder::new(Arc::new(embedder)));
     // (score, supported, odd question)
     let mut pairs: Vec<(f32, bool, bool)> = Vec::new();
     let scores = |answer: String, passages: Vec<String>| {
         let embedder = embedder.clone();
         async move {
-            grounding::check(&answer, &passages, Some(embedder.as_ref()), GroundingParams { threshold: 0.0, ..Default::default() })
-                .await
-                .expect("check")
+            grounding::check(
+                &answer,
+                &passages,
+                Some(embedder.as_ref()),
+                GroundingParams {
+                    threshold: 0.0,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("check")
         }
     };
     let mut n_no_claims = 0;
@@ -204,7 +232,10 @@ async fn run() {
         pairs.len()
     );
     let rates = |threshold: f32, odd: Option<bool>| {
-        let chosen: Vec<_> = pairs.iter().filter(|p| odd.is_none_or(|o| p.2 == o)).collect();
+        let chosen: Vec<_> = pairs
+            .iter()
+            .filter(|p| odd.is_none_or(|o| p.2 == o))
+            .collect();
         let pos = chosen.iter().filter(|p| p.1).count().max(1) as f64;
         let neg = chosen.iter().filter(|p| !p.1).count().max(1) as f64;
         let tp = chosen.iter().filter(|p| p.1 && p.0 >= threshold).count() as f64;
@@ -228,5 +259,8 @@ async fn run() {
         best.0, tpr, fpr
     );
     let (tpr, fpr) = rates(GroundingParams::default().threshold, Some(false));
-    println!("  default threshold {:.2} on even questions: TPR {tpr:.3}, FPR {fpr:.3}", GroundingParams::default().threshold);
+    println!(
+        "  default threshold {:.2} on even questions: TPR {tpr:.3}, FPR {fpr:.3}",
+        GroundingParams::default().threshold
+    );
 }

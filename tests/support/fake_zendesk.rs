@@ -162,11 +162,16 @@ async fn respond(
 
 fn basic_ok(headers: &HashMap<String, String>) -> bool {
     use base64::Engine;
-    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{EMAIL}/token:{TOKEN}"));
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode(format!("{EMAIL}/token:{TOKEN}"));
     headers.get("authorization").map(String::as_str) == Some(&format!("Basic {expected}"))
 }
 
-async fn serve(mut socket: TcpStream, addr: SocketAddr, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+async fn serve(
+    mut socket: TcpStream,
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+) -> std::io::Result<()> {
     let Some(request) = read(&mut socket).await? else {
         return Ok(());
     };
@@ -193,7 +198,14 @@ async fn serve(mut socket: TcpStream, addr: SocketAddr, state: Arc<Mutex<State>>
             .await;
         }
         Some(Fault::ServerError) => {
-            return respond(&mut socket, 500, "text/html", &[], "<html>Internal Server Error</html>").await;
+            return respond(
+                &mut socket,
+                500,
+                "text/html",
+                &[],
+                "<html>Internal Server Error</html>",
+            )
+            .await;
         }
         _ => {}
     }
@@ -244,7 +256,9 @@ async fn serve(mut socket: TcpStream, addr: SocketAddr, state: Arc<Mutex<State>>
                         state.tickets.push(stored.clone());
                         let answer = json!({"ticket": stored});
                         if let Some(key) = &key {
-                            state.keys.insert(key.clone(), (request.body.clone(), answer.clone()));
+                            state
+                                .keys
+                                .insert(key.clone(), (request.body.clone(), answer.clone()));
                         }
                         Ok(answer)
                     }
@@ -262,19 +276,39 @@ async fn serve(mut socket: TcpStream, addr: SocketAddr, state: Arc<Mutex<State>>
                         return socket.shutdown().await;
                     }
                     let id = answer["ticket"]["id"].clone();
-                    let mut extra = vec![("location", format!("http://{addr}/api/v2/tickets/{id}.json"))];
+                    let mut extra = vec![(
+                        "location",
+                        format!("http://{addr}/api/v2/tickets/{id}.json"),
+                    )];
                     if key.is_some() {
                         extra.push(("x-idempotency-lookup", "miss".to_string()));
                     }
-                    respond(&mut socket, 201, "application/json", &extra, &answer.to_string()).await
+                    respond(
+                        &mut socket,
+                        201,
+                        "application/json",
+                        &extra,
+                        &answer.to_string(),
+                    )
+                    .await
                 }
                 Err(replayed) => {
                     let id = replayed["ticket"]["id"].clone();
                     let extra = vec![
-                        ("location", format!("http://{addr}/api/v2/tickets/{id}.json")),
+                        (
+                            "location",
+                            format!("http://{addr}/api/v2/tickets/{id}.json"),
+                        ),
                         ("x-idempotency-lookup", "hit".to_string()),
                     ];
-                    respond(&mut socket, 201, "application/json", &extra, &replayed.to_string()).await
+                    respond(
+                        &mut socket,
+                        201,
+                        "application/json",
+                        &extra,
+                        &replayed.to_string(),
+                    )
+                    .await
                 }
             }
         }

@@ -72,9 +72,10 @@ impl Reply {
         Self::Status {
             status: 429,
             content_type: "application/json",
-            body: json!({"error": {"message": "Rate limit reached for requests", "type": "requests",
+            body:
+                json!({"error": {"message": "Rate limit reached for requests", "type": "requests",
                                    "param": null, "code": "rate_limit_exceeded"}})
-            .to_string(),
+                .to_string(),
             retry_after: Some(seconds.to_string()),
         }
     }
@@ -229,7 +230,10 @@ async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<(String,
         buffer.extend_from_slice(&chunk[..n]);
     }
     let body = &buffer[header_end..(header_end + length).min(buffer.len())];
-    Ok(Some((raw_head, serde_json::from_slice(body).unwrap_or(Value::Null))))
+    Ok(Some((
+        raw_head,
+        serde_json::from_slice(body).unwrap_or(Value::Null),
+    )))
 }
 
 fn chunk_json(model: &str, delta: Value, finish: Option<&str>) -> String {
@@ -309,7 +313,11 @@ async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Re
                 )
                 .await?;
             tokio::time::sleep(stream.first_delay).await;
-            send_chunk(&mut socket, &chunk_json(&model, json!({"role": "assistant", "content": ""}), None)).await?;
+            send_chunk(
+                &mut socket,
+                &chunk_json(&model, json!({"role": "assistant", "content": ""}), None),
+            )
+            .await?;
             let canary = canary_of(&request).unwrap_or_default();
             for (i, delta) in stream.deltas.iter().enumerate() {
                 if stream.cut_after == Some(i) {
@@ -329,11 +337,19 @@ async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Re
                 let text = delta
                     .replace("{canary}", &canary)
                     .replace("{source1}", &source1_of(&request).unwrap_or_default());
-                send_chunk(&mut socket, &chunk_json(&model, json!({"content": text}), None)).await?;
+                send_chunk(
+                    &mut socket,
+                    &chunk_json(&model, json!({"content": text}), None),
+                )
+                .await?;
                 tokio::time::sleep(stream.gap).await;
             }
             if stream.error_chunk_after.is_none() {
-                send_chunk(&mut socket, &chunk_json(&model, json!({}), Some(stream.finish))).await?;
+                send_chunk(
+                    &mut socket,
+                    &chunk_json(&model, json!({}), Some(stream.finish)),
+                )
+                .await?;
             }
             if stream.usage {
                 let usage = json!({

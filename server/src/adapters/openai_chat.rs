@@ -19,8 +19,8 @@
 //!   stream with [`ChatError::Stream`].
 
 use crate::ports::chat::{
-    ChatError, ChatEvent, ChatModel, ChatRequest, ChatRole, ChatStream, FinishReason,
-    TimeoutKind, TokenUsage,
+    ChatError, ChatEvent, ChatModel, ChatRequest, ChatRole, ChatStream, FinishReason, TimeoutKind,
+    TokenUsage,
 };
 use async_openai::Client;
 use async_openai::config::{AzureConfig, Config, OpenAIConfig};
@@ -188,14 +188,17 @@ impl OpenAiChatModel {
                 include_usage: Some(true),
                 include_obfuscation: None,
             }),
-            response_format: request.schema.as_ref().map(|schema| ResponseFormat::JsonSchema {
-                json_schema: ResponseFormatJsonSchema {
-                    description: None,
-                    name: schema.name.clone(),
-                    schema: schema.schema.clone(),
-                    strict: Some(true),
-                },
-            }),
+            response_format: request
+                .schema
+                .as_ref()
+                .map(|schema| ResponseFormat::JsonSchema {
+                    json_schema: ResponseFormatJsonSchema {
+                        description: None,
+                        name: schema.name.clone(),
+                        schema: schema.schema.clone(),
+                        strict: Some(true),
+                    },
+                }),
             ..Default::default()
         }
     }
@@ -213,9 +216,11 @@ async fn http_status_error(response: reqwest::Response) -> HttpStatusError {
         Ok(json) => {
             let error = json.get("error").unwrap_or(&json);
             let text = |key: &str| {
-                error
-                    .get(key)
-                    .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                error.get(key).map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
             };
             let quota = [text("code"), text("type")]
                 .iter()
@@ -380,9 +385,7 @@ struct StreamState {
     pending: std::collections::VecDeque<ChatEvent>,
 }
 
-async fn next_event(
-    mut state: StreamState,
-) -> Option<(Result<ChatEvent, ChatError>, StreamState)> {
+async fn next_event(mut state: StreamState) -> Option<(Result<ChatEvent, ChatError>, StreamState)> {
     loop {
         if let Some(event) = state.pending.pop_front() {
             return Some((Ok(event), state));
@@ -421,7 +424,10 @@ async fn next_event(
                 state.done = true;
                 let message = match err {
                     OpenAIError::JSONDeserialize(_, content) => {
-                        format!("an error or malformed chunk: {}", content.chars().take(300).collect::<String>())
+                        format!(
+                            "an error or malformed chunk: {}",
+                            content.chars().take(300).collect::<String>()
+                        )
                     }
                     other => error_chain(&other),
                 };
@@ -478,7 +484,10 @@ mod tests {
         let header =
             httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
         let parsed = parse_retry_after(&header).unwrap();
-        assert!(parsed <= Duration::from_secs(30) && parsed >= Duration::from_secs(28), "{parsed:?}");
+        assert!(
+            parsed <= Duration::from_secs(30) && parsed >= Duration::from_secs(28),
+            "{parsed:?}"
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

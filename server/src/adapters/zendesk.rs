@@ -120,7 +120,10 @@ async fn success(response: reqwest::Response) -> Result<Value, HelpdeskError> {
         200..=299 => Ok(json),
         429 => Err(HelpdeskError::RateLimited { retry_after }),
         401 | 403 => Err(HelpdeskError::Unauthorized(message())),
-        500..=599 => Err(HelpdeskError::Unavailable(format!("HTTP {status}: {}", message()))),
+        500..=599 => Err(HelpdeskError::Unavailable(format!(
+            "HTTP {status}: {}",
+            message()
+        ))),
         _ => Err(HelpdeskError::Rejected {
             status,
             message: message(),
@@ -180,13 +183,16 @@ impl Helpdesk for ZendeskHelpdesk {
                 message: format!("no ticket id in the answer: {body}"),
             }),
             // Same key, another body: the first create happened; find it.
-            Err(HelpdeskError::Rejected { status: 400, message })
-                if message.contains("IdempotentRequestError") =>
-            {
-                self.find(&request.handoff_id)
-                    .await?
-                    .ok_or(HelpdeskError::Rejected { status: 400, message })
-            }
+            Err(HelpdeskError::Rejected {
+                status: 400,
+                message,
+            }) if message.contains("IdempotentRequestError") => self
+                .find(&request.handoff_id)
+                .await?
+                .ok_or(HelpdeskError::Rejected {
+                    status: 400,
+                    message,
+                }),
             Err(err) => Err(err),
         }
     }

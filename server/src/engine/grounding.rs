@@ -68,8 +68,9 @@ pub fn claim_sentences(answer: &str) -> Vec<String> {
         regex::Regex::new(r"\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]").expect("constant regex")
     });
     let clean = MARKER.replace_all(answer, "");
-    static LIST_MARKER: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"^\s*(\d+[.)]|[-*•])\s+").expect("constant regex"));
+    static LIST_MARKER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^\s*(\d+[.)]|[-*•])\s+").expect("constant regex")
+    });
     text::split_units(&clean)
         .into_iter()
         // "2. Click Add goal": the list number is not a claim.
@@ -80,16 +81,18 @@ pub fn claim_sentences(answer: &str) -> Vec<String> {
 
 /// The numbers of a text, normalised (`1,000` → `1000`, `2.5` kept).
 pub fn numbers(text: &str) -> Vec<String> {
-    static NUMBER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"\d+(?:[.,]\d+)*").expect("constant regex")
-    });
+    static NUMBER: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\d+(?:[.,]\d+)*").expect("constant regex"));
     NUMBER
         .find_iter(text)
         .map(|m| {
             let n = m.as_str();
             // A thousands separator (1,000 / 1.000) is dropped; a decimal point is kept.
-            if n.len() > 4 && n.chars().filter(|c| matches!(c, ',' | '.')).count() >= 1
-                && n.rsplit([',', '.']).next().is_some_and(|last| last.len() == 3)
+            if n.len() > 4
+                && n.chars().filter(|c| matches!(c, ',' | '.')).count() >= 1
+                && n.rsplit([',', '.'])
+                    .next()
+                    .is_some_and(|last| last.len() == 3)
             {
                 n.replace([',', '.'], "")
             } else {
@@ -124,12 +127,20 @@ pub async fn check(
     let evidence_numbers: std::collections::HashSet<String> =
         evidence.iter().flat_map(|p| numbers(p)).collect();
     let mut seen = std::collections::HashSet::new();
-    let repeats = sentences
-        .iter()
-        .any(|s| !seen.insert(s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")));
+    let repeats = sentences.iter().any(|s| {
+        !seen.insert(
+            s.to_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    });
     let mut supports = Vec::with_capacity(sentences.len());
     for sentence in sentences {
-        if numbers(&sentence).iter().any(|n| !evidence_numbers.contains(n)) {
+        if numbers(&sentence)
+            .iter()
+            .any(|n| !evidence_numbers.contains(n))
+        {
             supports.push(SentenceSupport {
                 sentence,
                 score: 0.0,
@@ -177,7 +188,10 @@ mod tests {
 
     #[test]
     fn numbers_are_normalised() {
-        assert_eq!(numbers("3-5 days, 1,000 visits, 2.5 GB, 60 minutes"), vec!["3", "5", "1000", "2.5", "60"]);
+        assert_eq!(
+            numbers("3-5 days, 1,000 visits, 2.5 GB, 60 minutes"),
+            vec!["3", "5", "1000", "2.5", "60"]
+        );
     }
 
     #[test]
@@ -195,24 +209,45 @@ mod tests {
 
     #[tokio::test]
     async fn lexical_check_without_an_embedder() {
-        let evidence = vec!["To add a goal, open Site Settings, then the Goals tab, and click Add goal.".to_string()];
+        let evidence = vec![
+            "To add a goal, open Site Settings, then the Goals tab, and click Add goal."
+                .to_string(),
+        ];
         let params = GroundingParams {
             threshold: 0.6,
             semantic_weight: 0.5,
         };
-        let supported = check("Open Site Settings, then the Goals tab, and click Add goal.", &evidence, None, params)
-            .await
-            .unwrap();
+        let supported = check(
+            "Open Site Settings, then the Goals tab, and click Add goal.",
+            &evidence,
+            None,
+            params,
+        )
+        .await
+        .unwrap();
         assert!(supported.grounded, "{supported:?}");
-        let invented = check("Goals cost ten dollars per month on the enterprise plan.", &evidence, None, params)
-            .await
-            .unwrap();
+        let invented = check(
+            "Goals cost ten dollars per month on the enterprise plan.",
+            &evidence,
+            None,
+            params,
+        )
+        .await
+        .unwrap();
         assert!(!invented.grounded, "{invented:?}");
         assert!(invented.min_score < 0.3, "{invented:?}");
-        let wrong_number = check("Open Site Settings, then the Goals tab, and click Add goal 3 times.", &evidence, None, params)
-            .await
-            .unwrap();
-        assert!(!wrong_number.grounded, "a figure the passages do not have: {wrong_number:?}");
+        let wrong_number = check(
+            "Open Site Settings, then the Goals tab, and click Add goal 3 times.",
+            &evidence,
+            None,
+            params,
+        )
+        .await
+        .unwrap();
+        assert!(
+            !wrong_number.grounded,
+            "a figure the passages do not have: {wrong_number:?}"
+        );
         let looping = check(
             "Open Site Settings and the Goals tab. Then click Add goal. Open Site Settings and the Goals tab.",
             &evidence,
@@ -221,8 +256,16 @@ mod tests {
         )
         .await
         .unwrap();
-        assert!(!looping.grounded, "a repeated sentence is a degenerate answer");
-        let empty = check("Hello there!", &evidence, None, params).await.unwrap();
-        assert!(empty.grounded && empty.sentences.is_empty(), "no claim, nothing to check");
+        assert!(
+            !looping.grounded,
+            "a repeated sentence is a degenerate answer"
+        );
+        let empty = check("Hello there!", &evidence, None, params)
+            .await
+            .unwrap();
+        assert!(
+            empty.grounded && empty.sentences.is_empty(),
+            "no claim, nothing to check"
+        );
     }
 }

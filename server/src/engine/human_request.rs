@@ -192,8 +192,10 @@ static CUE: LazyLock<Regex> = LazyLock::new(|| {
 /// The visitor's own people ("my manager", "mi equipo", "mon équipe", "meinem Team"), a target
 /// that is not the company.
 static OWN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(my|our|mi|mis|nuestr[oa]s?|mon|ma|mes|notre|nos|mein\w*|unser\w*)\s+(\w+\s+)?$")
-        .expect("own pattern is valid")
+    Regex::new(
+        r"(?i)\b(my|our|mi|mis|nuestr[oa]s?|mon|ma|mes|notre|nos|mein\w*|unser\w*)\s+(\w+\s+)?$",
+    )
+    .expect("own pattern is valid")
 });
 
 /// Most words between a target and its cue (either order: German puts the verb last).
@@ -290,7 +292,9 @@ mod tests {
     /// The phrasings written before the rules, by the rules' author.
     #[test]
     fn detects_the_fixture_phrasings_in_four_languages() {
-        let failures = check_fixture(include_str!("../../tests/fixtures/human_request_phrasings.json"));
+        let failures = check_fixture(include_str!(
+            "../../tests/fixtures/human_request_phrasings.json"
+        ));
         assert!(failures.is_empty(), "{failures:#?}");
     }
 
@@ -298,21 +302,27 @@ mod tests {
     /// after the rules were widened on the first independent set: the held-out measure.
     #[test]
     fn detects_held_out_phrasings_in_four_languages() {
-        let failures = check_fixture(include_str!("../../tests/fixtures/human_request_heldout.json"));
+        let failures = check_fixture(include_str!(
+            "../../tests/fixtures/human_request_heldout.json"
+        ));
         assert!(failures.is_empty(), "{failures:#?}");
     }
 
     /// A third helper's phrasings, first run after the second revision (the clause rule).
     #[test]
     fn detects_second_held_out_phrasings_in_four_languages() {
-        let failures = check_fixture(include_str!("../../tests/fixtures/human_request_heldout2.json"));
+        let failures = check_fixture(include_str!(
+            "../../tests/fixtures/human_request_heldout2.json"
+        ));
         assert!(failures.is_empty(), "{failures:#?}");
     }
 
     /// Phrasings written by a helper who never saw these rules or the other fixture.
     #[test]
     fn detects_independently_written_phrasings_in_four_languages() {
-        let failures = check_fixture(include_str!("../../tests/fixtures/human_request_independent.json"));
+        let failures = check_fixture(include_str!(
+            "../../tests/fixtures/human_request_independent.json"
+        ));
         assert!(failures.is_empty(), "{failures:#?}");
     }
 

@@ -74,7 +74,10 @@ impl LlmGenerator {
         let language = request
             .language
             .as_deref()
-            .or(request.locale.as_deref().and_then(|l| l.split(['-', '_']).next()))
+            .or(request
+                .locale
+                .as_deref()
+                .and_then(|l| l.split(['-', '_']).next()))
             .map(language_name)
             .unwrap_or("the language of the visitor's last message");
         let mut system = format!(
@@ -212,7 +215,10 @@ impl CanaryFilter {
     /// A filter for `canary` and [`RULES_SENTINEL`].
     pub fn new(canary: &str) -> Self {
         Self {
-            needles: vec![canary.to_ascii_lowercase(), RULES_SENTINEL.to_ascii_lowercase()],
+            needles: vec![
+                canary.to_ascii_lowercase(),
+                RULES_SENTINEL.to_ascii_lowercase(),
+            ],
             text: String::new(),
             released: 0,
         }
@@ -423,8 +429,14 @@ mod tests {
     fn citations_are_parsed_in_order_without_repeats_or_strays() {
         assert_eq!(parse_citations("Do X [2]. Then Y [1][2].", 3), vec![2, 1]);
         assert_eq!(parse_citations("See [1, 3] and [ 2 ]", 3), vec![1, 3, 2]);
-        assert_eq!(parse_citations("Out of range [4] and [0]", 3), Vec::<usize>::new());
-        assert_eq!(parse_citations("Arrays like a[i] or [x]", 3), Vec::<usize>::new());
+        assert_eq!(
+            parse_citations("Out of range [4] and [0]", 3),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            parse_citations("Arrays like a[i] or [x]", 3),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]
@@ -437,9 +449,17 @@ mod tests {
 
         let mut filter = CanaryFilter::new(canary);
         assert_eq!(filter.push("fd-").unwrap(), "");
-        assert_eq!(filter.push("card").unwrap(), "fd-card", "not the canary after all");
+        assert_eq!(
+            filter.push("card").unwrap(),
+            "fd-card",
+            "not the canary after all"
+        );
         assert_eq!(filter.push(" fd-c").unwrap(), " ");
-        assert_eq!(filter.finish(), "fd-c", "the end is released when nothing follows");
+        assert_eq!(
+            filter.finish(),
+            "fd-c",
+            "the end is released when nothing follows"
+        );
     }
 
     #[test]

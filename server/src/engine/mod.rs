@@ -25,16 +25,15 @@ use crate::domain::{
     Citation, Conversation, ConversationStatus, Csat, CsatRating, DecisionKind, DraftAnswer,
     EmailAddress, EventKind, HandoffStatus, LlmUsage, PendingHandoff, ReasonCode, StoredEvent,
 };
-use std::sync::atomic::AtomicU64;
 use crate::ids::{AnswerId, ClientMessageId, ConversationId, EventId, MessageId, VisitorId};
 use crate::ports::analyzer::{AnalysisRequest, Analyzer, TurnAnalysis};
 use crate::ports::answer::{
     AnswerGenerator, AnswerPiece, AnswerRequest, GenerateError, HistoryMessage,
 };
 use crate::ports::chat::{ChatModel, TokenUsage};
-use crate::ports::spend::{MICRO_USD_PER_USD, SpendLedger, month_of};
 use crate::ports::embedder::QueryEmbedder;
 use crate::ports::retriever::{RetrievalQuery, RetrieveError, Retriever};
+use crate::ports::spend::{MICRO_USD_PER_USD, SpendLedger, month_of};
 use crate::ports::store::{
     AppendedMessage, ConversationStore, EventStream, NewConversation, OpenedHandoff, StoreError,
 };
@@ -43,6 +42,7 @@ use futures_util::StreamExt;
 use guard::{IdentityClaim, MessageRateLimiter, ResumeTokens};
 use policy::{Decision, RetrievalSignals};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -923,7 +923,8 @@ impl Engine {
                     history: facts.history.clone(),
                     site: site.as_str().to_string(),
                 };
-                let Some(produced) = self.produce_answer(&context.site, request, None).await? else {
+                let Some(produced) = self.produce_answer(&context.site, request, None).await?
+                else {
                     return Ok(answer.finish(summary));
                 };
                 let draft = DraftAnswer {
@@ -972,7 +973,11 @@ impl Engine {
         live: Option<&mut AnswerStream<'_>>,
     ) -> Result<Option<Produced>, EngineError> {
         use std::sync::atomic::Ordering::Relaxed;
-        let Some(llm) = self.llm.as_ref().filter(|_| !request.retrieval.hits.is_empty()) else {
+        let Some(llm) = self
+            .llm
+            .as_ref()
+            .filter(|_| !request.retrieval.hits.is_empty())
+        else {
             return self.extractive(&request, live, Vec::new(), None).await;
         };
         if self.over_budget(site).await {
@@ -1010,7 +1015,11 @@ impl Engine {
                     evidence,
                 })) => break Ok((citations, usage, evidence.unwrap_or_default())),
                 Some(Err(err)) => break Err(err),
-                None => break Err(GenerateError::Interrupted("the answer ended without its end".into())),
+                None => {
+                    break Err(GenerateError::Interrupted(
+                        "the answer ended without its end".into(),
+                    ));
+                }
             }
         };
         drop(pieces);
@@ -1032,13 +1041,24 @@ impl Engine {
                 let live = live.or(held);
                 tracing::warn!(site = %site.id, error = %err, deltas_sent = sent_any, "LLM answer failed; falling back");
                 return self
-                    .fall_back(llm.on_failure, ReasonCode::LlmFailure, &request, live, sent_any, None)
+                    .fall_back(
+                        llm.on_failure,
+                        ReasonCode::LlmFailure,
+                        &request,
+                        live,
+                        sent_any,
+                        None,
+                    )
                     .await
                     .map(|produced| {
                         produced.map(|mut p| {
                             // A blocked answer was not "cut off": say it could not be used.
                             if matches!(err, GenerateError::Blocked) {
-                                p.text = p.text.replacen(replies::LLM_INTERRUPTED, replies::LLM_REPLACED, 1);
+                                p.text = p.text.replacen(
+                                    replies::LLM_INTERRUPTED,
+                                    replies::LLM_REPLACED,
+                                    1,
+                                );
                             }
                             p
                         })
@@ -1083,7 +1103,9 @@ impl Engine {
         if citations.is_empty() {
             for sentence in &report.sentences {
                 if let Some(e) = sentence.passage.and_then(|i| evidence.get(i))
-                    && !citations.iter().any(|c| c.article_id == e.citation.article_id)
+                    && !citations
+                        .iter()
+                        .any(|c| c.article_id == e.citation.article_id)
                 {
                     citations.push(e.citation.clone());
                 }
@@ -1107,8 +1129,8 @@ impl Engine {
         reasons: Vec<ReasonCode>,
         usage: Option<LlmUsage>,
     ) -> Result<Option<Produced>, EngineError> {
-        let composed = extractive::ExtractiveGenerator::new()
-            .compose(&request.question, &request.retrieval);
+        let composed =
+            extractive::ExtractiveGenerator::new().compose(&request.question, &request.retrieval);
         let shown = live.is_some();
         if let Some(stream) = live
             && !stream.send_text(&composed.text).await
@@ -1196,7 +1218,12 @@ impl Engine {
     }
 
     /// Prices `usage` with `llm.prices` and adds it to the site's monthly spend.
-    async fn record_usage(&self, site: &SiteSettings, llm: &LlmRuntime, usage: TokenUsage) -> LlmUsage {
+    async fn record_usage(
+        &self,
+        site: &SiteSettings,
+        llm: &LlmRuntime,
+        usage: TokenUsage,
+    ) -> LlmUsage {
         let cost_usd = llm.price.map(|price| {
             (f64::from(usage.prompt_tokens) * price.input_usd_per_million
                 + f64::from(usage.completion_tokens) * price.output_usd_per_million)
@@ -1413,21 +1440,21 @@ impl Engine {
         let store = self.ports.store.ping().await;
         let retriever = self.ports.retriever.check().await;
         let mut parts = vec![
-                PartStatus {
-                    name: "store",
-                    adapter: self.ports.store.adapter_name(),
-                    ok: store.is_ok(),
-                    required: true,
-                    detail: store.err().map(|e| e.to_string()),
-                },
-                PartStatus {
-                    name: "retriever",
-                    adapter: self.ports.retriever.adapter_name(),
-                    ok: retriever.is_ok(),
-                    required: true,
-                    detail: retriever.err().map(|e| e.to_string()),
-                },
-            ];
+            PartStatus {
+                name: "store",
+                adapter: self.ports.store.adapter_name(),
+                ok: store.is_ok(),
+                required: true,
+                detail: store.err().map(|e| e.to_string()),
+            },
+            PartStatus {
+                name: "retriever",
+                adapter: self.ports.retriever.adapter_name(),
+                ok: retriever.is_ok(),
+                required: true,
+                detail: retriever.err().map(|e| e.to_string()),
+            },
+        ];
         // The model is optional: while it is failing, answers are extractive (degraded).
         if let Some(llm) = &self.llm {
             let down = llm.down_reason();

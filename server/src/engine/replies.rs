@@ -48,4 +48,5 @@ They'll see everything you've written here, so you won't need to repeat yourself
 
 /// Part of an LLM answer was shown, then the model failed (timeout, broken stream): the stored
 /// answer starts with this, then the extractive answer.
-pub const LLM_INTERRUPTED: &str = "Sorry, my answer was cut off. Here is what our help center says:";
+pub const LLM_INTERRUPTED: &str =
+    "Sorry, my answer was cut off. Here is what our help center says:";

@@ -82,7 +82,9 @@ pub fn extractive(lines: &[TranscriptLine]) -> String {
     }
     match (answers, cited.is_empty()) {
         (0, _) => text.push_str(" The assistant has not answered yet."),
-        (n, true) => text.push_str(&format!(" The assistant answered {n} time(s) without a help-center article.")),
+        (n, true) => text.push_str(&format!(
+            " The assistant answered {n} time(s) without a help-center article."
+        )),
         (n, false) => text.push_str(&format!(
             " The assistant answered {n} time(s), citing: {}.",
             cited.join("; ")
@@ -132,8 +134,12 @@ pub async fn summarize(model: Option<&dyn ChatModel>, lines: &[TranscriptLine]) 
                     source: SummarySource::Llm,
                 };
             }
-            Ok(_) => tracing::warn!("the model returned an empty summary; using the extractive one"),
-            Err(err) => tracing::warn!(error = %err, "summary by the model failed; using the extractive one"),
+            Ok(_) => {
+                tracing::warn!("the model returned an empty summary; using the extractive one")
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "summary by the model failed; using the extractive one")
+            }
         }
     }
     Summary {
@@ -157,8 +163,16 @@ mod tests {
     #[test]
     fn extractive_summary_names_the_request_the_tries_and_the_latest_message() {
         let lines = vec![
-            line(Speaker::Visitor, "My dashboard shows no visitors since Monday", &[]),
-            line(Speaker::Assistant, "Check that the script is installed [1].", &["Troubleshoot the integration"]),
+            line(
+                Speaker::Visitor,
+                "My dashboard shows no visitors since Monday",
+                &[],
+            ),
+            line(
+                Speaker::Assistant,
+                "Check that the script is installed [1].",
+                &["Troubleshoot the integration"],
+            ),
             line(Speaker::Visitor, "It is installed.   I checked twice!", &[]),
         ];
         assert_eq!(
@@ -173,8 +187,13 @@ The assistant answered 1 time(s), citing: Troubleshoot the integration. The visi
         let long = "word ".repeat(100);
         let summary = extractive(&[line(Speaker::Visitor, &long, &[])]);
         assert!(summary.contains('…') && summary.len() < 400, "{summary}");
-        assert!(summary.ends_with("The assistant has not answered yet. The visitor sent 1 message(s)."));
-        assert_eq!(extractive(&[]), "The visitor asked for help before writing anything.");
+        assert!(
+            summary.ends_with("The assistant has not answered yet. The visitor sent 1 message(s).")
+        );
+        assert_eq!(
+            extractive(&[]),
+            "The visitor asked for help before writing anything."
+        );
     }
 
     #[tokio::test]

@@ -165,7 +165,10 @@ pub struct Completion {
 /// Runs `request` to the end and collects it.
 ///
 /// Errors: as [`ChatModel::stream`], plus `Stream` and `Timeout` from the stream.
-pub async fn complete(model: &dyn ChatModel, request: ChatRequest) -> Result<Completion, ChatError> {
+pub async fn complete(
+    model: &dyn ChatModel,
+    request: ChatRequest,
+) -> Result<Completion, ChatError> {
     use futures_util::StreamExt;
     let mut stream = model.stream(request).await?;
     let mut completion = Completion {

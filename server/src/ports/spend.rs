@@ -23,8 +23,12 @@ pub trait SpendLedger: Send + Sync {
     /// Adds `micro_usd` to `site`'s spending in `month`; returns the new total.
     ///
     /// Errors: the store's.
-    async fn add_spend(&self, site: &SiteId, month: &str, micro_usd: u64)
-    -> Result<u64, StoreError>;
+    async fn add_spend(
+        &self,
+        site: &SiteId,
+        month: &str,
+        micro_usd: u64,
+    ) -> Result<u64, StoreError>;
 
     /// `site`'s spending in `month` (0 when nothing was recorded).
     ///
@@ -38,6 +42,9 @@ mod tests {
     fn months_are_utc() {
         let at = time::macros::datetime!(2026-12-31 23:30 -02:00);
         assert_eq!(super::month_of(at), "2027-01");
-        assert_eq!(super::month_of(time::macros::datetime!(2026-03-01 00:00 UTC)), "2026-03");
+        assert_eq!(
+            super::month_of(time::macros::datetime!(2026-03-01 00:00 UTC)),
+            "2026-03"
+        );
     }
 }
