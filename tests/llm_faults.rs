@@ -364,6 +364,7 @@ async fn invalid_analysis_output_falls_back_to_the_local_analyzer_and_is_recorde
         text: "I was charged twice and nobody answers",
         embedding: None,
         previous_visitor_text: None,
+        allow_model: true,
     };
     let first = analyzer
         .analyze(&site, &request)
@@ -400,7 +401,7 @@ async fn app_with(fake: &FaultLlm, llm_extra: &str, extra: &str) -> TestApp {
     spawn_app_with(TestAppOptions {
         config: vec![format!(
             "[llm]\nprovider = \"openai\"\nbase_url = \"{}\"\nmodel = \"fake-model\"\n\
-             analyzer = \"local\"\nfirst_token_timeout = \"3s\"\n{llm_extra}\n\
+             first_token_timeout = \"3s\"\n{llm_extra}\n\
              [llm.prices]\n\"fake-model\" = {{ input = 1.0, output = 2.0 }}\n{extra}",
             fake.base_url()
         )],
@@ -780,4 +781,42 @@ async fn a_visitor_who_leaves_mid_answer_closes_the_model_stream() {
         1,
         "the HTTP stream was dropped"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analysis_calls_tokens_are_stored_and_spent_with_the_answers() {
+    let fake = FaultLlm::start(vec![
+        // The analysis (valid for a site without a taxonomy: category "none").
+        Reply::stream(&[
+            r#"{"category":"none","priority":"normal","language":"en","sentiment":"neutral","#,
+            r#""frustrated":false,"urgent":false,"churn_risk":false,"requested_human":false}"#,
+        ]),
+        // The answer.
+        Reply::stream(&["{source1} [1]"]),
+    ])
+    .await;
+    let app = app_with(&fake, "analyzer = \"llm\"", "").await;
+    let mut client = app.client().await;
+    let welcome = client.hello(&app.site_key).await.expect("welcome");
+    let turn = client.ask(RESET).await.expect("a turn");
+    assert_eq!(turn.end["decision"], "answer");
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "one analysis call, one answer call"
+    );
+    assert!(fake.requests()[0]["response_format"].is_object());
+    match stored_answer(&app, welcome["conversation_id"].as_str().unwrap()).await {
+        EventKind::AssistantAnswer { usage, .. } => {
+            let usage = usage.expect("usage");
+            assert_eq!(
+                (usage.prompt_tokens, usage.completion_tokens),
+                (240, 3),
+                "both calls"
+            );
+            let expected = (240.0 * 1.0 + 3.0 * 2.0) / 1e6;
+            assert!((usage.cost_usd.unwrap() - expected).abs() < 1e-12);
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -75,6 +75,7 @@ fn bench_turn(c: &mut Criterion) {
         text: MESSAGE,
         embedding: Some(&embedding),
         previous_visitor_text: Some("the dashboard is empty, why?"),
+        allow_model: true,
     };
     c.bench_function("turn/2_analysis_given_embedding", |b| {
         b.iter(|| analyzer.analyze_now(black_box(&site), black_box(&request)))

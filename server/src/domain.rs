@@ -254,6 +254,24 @@ pub struct LlmUsage {
     pub cost_usd: Option<f64>,
 }
 
+impl LlmUsage {
+    /// Both calls of a turn (analysis and answer) together; `None` when neither called a model.
+    pub fn sum(a: Option<LlmUsage>, b: Option<LlmUsage>) -> Option<LlmUsage> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(LlmUsage {
+                model: a.model,
+                prompt_tokens: a.prompt_tokens + b.prompt_tokens,
+                completion_tokens: a.completion_tokens + b.completion_tokens,
+                cost_usd: match (a.cost_usd, b.cost_usd) {
+                    (Some(x), Some(y)) => Some(x + y),
+                    (x, y) => x.or(y),
+                },
+            }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// A stored conversation event. `event_id` is per conversation, from 1, strictly increasing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {

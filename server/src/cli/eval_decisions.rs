@@ -113,6 +113,7 @@ pub fn evaluate(
                 text: &q.question,
                 embedding,
                 previous_visitor_text: None,
+                allow_model: true,
             },
         );
         let retrieval = if analysis.requested_human {

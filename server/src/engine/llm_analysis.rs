@@ -301,23 +301,33 @@ impl Analyzer for LlmAnalyzer {
         request: &AnalysisRequest<'_>,
     ) -> Result<TurnAnalysis, AnalyzeError> {
         let local = self.local.analyze_now(site, request);
+        if !request.allow_model {
+            return Ok(local);
+        }
         let empty = Taxonomy::default();
         let taxonomy = self.local.taxonomy(site).unwrap_or(&empty);
-        let outcome =
+        let (outcome, usage) =
             match complete(self.model.as_ref(), self.request(taxonomy, request.text)).await {
-                Ok(completion) => validate(&completion.text, taxonomy).map_err(|e| e.to_string()),
-                Err(err) => Err(err.to_string()),
+                Ok(completion) => (
+                    validate(&completion.text, taxonomy).map_err(|e| e.to_string()),
+                    completion.usage,
+                ),
+                Err(err) => (Err(err.to_string()), None),
             };
         match outcome {
             Ok(valid) => {
                 self.counters.llm.fetch_add(1, Ordering::Relaxed);
-                Ok(merge(local, &valid, taxonomy))
+                Ok(TurnAnalysis {
+                    usage,
+                    ..merge(local, &valid, taxonomy)
+                })
             }
             Err(why) => {
                 self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(site = %site, error = %why, "LLM analysis unusable; the local analyzer decides");
                 Ok(TurnAnalysis {
                     source: AnalysisSource::LlmFallback,
+                    usage,
                     ..local
                 })
             }
@@ -436,6 +446,7 @@ mod tests {
             action: None,
             flagged: vec![ReasonCode::Security],
             source: AnalysisSource::Local,
+            usage: None,
         };
         let model = validate(GOOD, &taxonomy()).unwrap();
         let merged = merge(local, &model, &taxonomy());

@@ -754,10 +754,16 @@ impl Engine {
             Some(embedder) => Some(embedder.embed(&input.text).await?),
             None => None,
         };
+        // A model-backed analyzer may call the model unless it is failing or the budget is spent.
+        let allow_model = match &self.llm {
+            Some(llm) => !llm.cooling_down() && !self.over_budget(&context.site).await,
+            None => false,
+        };
         let request = AnalysisRequest {
             text: &input.text,
             embedding: embedding.as_deref(),
             previous_visitor_text: facts.previous_visitor_text.as_deref(),
+            allow_model,
         };
         let analysis = match self.ports.analyzer.analyze(site, &request).await {
             Ok(analysis) => analysis,
@@ -766,6 +772,11 @@ impl Engine {
                 tracing::warn!(error = %err, analyzer = self.ports.analyzer.adapter_name(), "analysis failed; using the local rules only");
                 analysis::LocalAnalyzer::default().analyze_now(site, &request)
             }
+        };
+        // The analysis call's tokens count against the budget like the answer's.
+        let analysis_usage = match (analysis.usage, &self.llm) {
+            (Some(usage), Some(llm)) => Some(self.record_usage(&context.site, llm, usage).await),
+            _ => None,
         };
         if analysis.source == crate::ports::analyzer::AnalysisSource::LlmFallback {
             self.llm_counters
@@ -844,7 +855,7 @@ impl Engine {
                         confidence,
                         DecisionKind::Handoff,
                         reasons.clone(),
-                        None,
+                        analysis_usage.clone(),
                     )
                     .await?;
                 summary.outcome = TurnOutcome::Answered(DecisionKind::Handoff);
@@ -895,7 +906,7 @@ impl Engine {
                         confidence,
                         decision,
                         reasons.clone(),
-                        produced.usage,
+                        LlmUsage::sum(produced.usage, analysis_usage.clone()),
                     )
                     .await?;
                 summary.outcome = TurnOutcome::Answered(decision);
@@ -942,7 +953,7 @@ impl Engine {
                         confidence,
                         DecisionKind::Draft,
                         Vec::new(),
-                        produced.usage,
+                        LlmUsage::sum(produced.usage, analysis_usage.clone()),
                     )
                     .await?;
                 let pending = PendingHandoff {

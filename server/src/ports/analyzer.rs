@@ -21,6 +21,8 @@ pub struct AnalysisRequest<'a> {
     pub embedding: Option<&'a [f32]>,
     /// The visitor's previous message in this conversation, for sentiment over two messages.
     pub previous_visitor_text: Option<&'a str>,
+    /// A model may be called (false once the site's LLM budget is spent).
+    pub allow_model: bool,
 }
 
 /// The taxonomy node a message was classified into.
@@ -65,6 +67,8 @@ pub struct TurnAnalysis {
     pub flagged: Vec<ReasonCode>,
     /// Who decided: the local analyzer, the LLM, or the local analyzer after the LLM failed.
     pub source: AnalysisSource,
+    /// Tokens a model spent on this analysis (`None`: no model was called or it reported none).
+    pub usage: Option<crate::ports::chat::TokenUsage>,
 }
 
 /// Which analyzer produced a [`TurnAnalysis`].

@@ -389,6 +389,7 @@ impl LocalAnalyzer {
             action,
             flagged,
             source: crate::ports::analyzer::AnalysisSource::Local,
+            usage: None,
         }
     }
 
@@ -503,6 +504,7 @@ examples = ["the lamp has no wifi"]
                 text,
                 embedding: Some(&embedding),
                 previous_visitor_text: Some("This is terrible, I hate it"),
+                allow_model: true,
             },
         )
     }
@@ -551,6 +553,7 @@ examples = ["the lamp has no wifi"]
                 text: "You charged me twice!! I want to talk to a manager",
                 embedding: None,
                 previous_visitor_text: None,
+                allow_model: true,
             },
         );
         assert_eq!(analysis.category, None);
