@@ -32,6 +32,7 @@ fn request() -> TicketRequest {
         },
         priority: Priority::High,
         tags: vec!["frontdesk".into(), "billing_dispute".into()],
+        requested_at: time::OffsetDateTime::now_utc(),
     }
 }
 

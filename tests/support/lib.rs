@@ -5,6 +5,7 @@
 //!   knowledge base (or a retriever the test plugs in), with per-test config overrides;
 //! - [`WsClient`]: a real WebSocket client (tokio-tungstenite) speaking `PROTOCOL.md`.
 
+pub mod fake_freshdesk;
 pub mod fake_zendesk;
 pub mod fault_llm;
 pub mod plausible;

@@ -1,6 +1,7 @@
 //! Adapters: implementations of the ports (`crate::ports`), chosen by config in
 //! `crate::startup`. Adapters depend on the port they implement, never on each other.
 
+pub mod freshdesk;
 pub mod kb_embedder;
 pub mod kb_retriever;
 pub mod memory_store;

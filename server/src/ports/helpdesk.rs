@@ -31,6 +31,9 @@ pub struct TicketRequest {
     pub requester: Requester,
     pub priority: Priority,
     pub tags: Vec<String>,
+    /// When the handoff was recorded (helpdesks without idempotency look for the ticket among
+    /// those created since).
+    pub requested_at: time::OffsetDateTime,
 }
 
 /// A created ticket.
