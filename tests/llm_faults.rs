@@ -820,3 +820,43 @@ async fn the_analysis_calls_tokens_are_stored_and_spent_with_the_answers() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn handoff_summaries_come_from_the_model_or_fall_back_to_extractive() {
+    use frontdesk::engine::summary::{
+        Speaker, SummarySource, TranscriptLine, extractive, summarize,
+    };
+    let lines = vec![
+        TranscriptLine {
+            speaker: Speaker::Visitor,
+            text: "I was charged twice in March".into(),
+            cited: vec![],
+        },
+        TranscriptLine {
+            speaker: Speaker::Assistant,
+            text: "Refunds take 5 days [1].".into(),
+            cited: vec!["Refunds".into()],
+        },
+    ];
+    let fake = FaultLlm::start(vec![
+        Reply::stream(&["Visitor was charged twice; ", "refund policy already sent."]),
+        Reply::server_error(500),
+    ])
+    .await;
+    let model = model(&fake, Duration::from_secs(5));
+    let summary = summarize(Some(&model), &lines).await;
+    assert_eq!(summary.source, SummarySource::Llm);
+    assert_eq!(
+        summary.text,
+        "Visitor was charged twice; refund policy already sent."
+    );
+    let prompt = &fake.requests()[0]["messages"][1]["content"];
+    assert_eq!(
+        prompt,
+        "Visitor: I was charged twice in March\nAssistant: Refunds take 5 days [1].\n"
+    );
+    // The model fails: the agent still gets a summary.
+    let summary = summarize(Some(&model), &lines).await;
+    assert_eq!(summary.source, SummarySource::Extractive);
+    assert_eq!(summary.text, extractive(&lines));
+}
