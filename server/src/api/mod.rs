@@ -5,6 +5,7 @@
 //! `GET /readyz`, `GET /v1/ws` (the WebSocket protocol of `PROTOCOL.md`).
 
 pub mod pages;
+pub mod webhook_auth;
 pub mod wire;
 pub mod ws;
 
