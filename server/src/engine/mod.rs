@@ -17,6 +17,7 @@ pub mod policy;
 pub mod replies;
 pub mod summary;
 pub mod text;
+pub mod ticket;
 
 use crate::config::{
     AllowedOrigin, LlmFallback, ModelPrice, PolicySettings, Settings, SiteSettings,

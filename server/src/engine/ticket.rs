@@ -1,0 +1,262 @@
+//! The ticket of a handoff: everything the agent needs so the visitor does not repeat
+//! anything — a short summary, why the assistant handed off, what it already tried (its answers
+//! and the articles it cited, with links), the visitor (verified user id, email, page, locale)
+//! and the whole transcript. Plain text: each helpdesk adapter formats it (Zendesk as an
+//! internal note, Freshdesk as HTML).
+//!
+//! Built only from what the store keeps (the conversation and its events), so a ticket can be
+//! (re)built after a restart by whichever instance delivers it.
+
+use crate::config::Priority;
+use crate::domain::{Conversation, EventKind, PendingHandoff, StoredEvent};
+use crate::engine::summary::{Speaker, Summary, TranscriptLine};
+use crate::ports::helpdesk::{Requester, TicketRequest};
+
+/// Longest subject, in characters.
+const SUBJECT_CHARS: usize = 80;
+
+/// The transcript lines of `events` (visitor, assistant and agent messages, in order).
+pub fn transcript(events: &[StoredEvent]) -> Vec<TranscriptLine> {
+    events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::VisitorMessage { text, .. } => Some(TranscriptLine {
+                speaker: Speaker::Visitor,
+                text: text.clone(),
+                cited: Vec::new(),
+            }),
+            EventKind::AssistantAnswer { text, sources, .. } => Some(TranscriptLine {
+                speaker: Speaker::Assistant,
+                text: text.clone(),
+                cited: sources.iter().map(|s| s.title.clone()).collect(),
+            }),
+            EventKind::AgentMessage { text, .. } => Some(TranscriptLine {
+                speaker: Speaker::Agent,
+                text: text.clone(),
+                cited: Vec::new(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ticket for `handoff` of `conversation`, whose events are `events`.
+pub fn compose(
+    handoff_id: &str,
+    conversation: &Conversation,
+    handoff: &PendingHandoff,
+    events: &[StoredEvent],
+    summary: &Summary,
+    priority: Priority,
+) -> TicketRequest {
+    let first_question = events.iter().find_map(|e| match &e.kind {
+        EventKind::VisitorMessage { text, .. } => Some(text.as_str()),
+        _ => None,
+    });
+    let subject = match first_question {
+        Some(text) => {
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if text.chars().count() > SUBJECT_CHARS {
+                let cut: String = text.chars().take(SUBJECT_CHARS - 1).collect();
+                format!("{}…", cut.trim_end())
+            } else {
+                text
+            }
+        }
+        None => "Chat handoff".to_string(),
+    };
+    let reasons: Vec<&str> = handoff.reasons.iter().map(|r| r.as_str()).collect();
+    let mut body = String::new();
+    body.push_str(&format!("Summary: {}\n", summary.text));
+    body.push_str(&format!(
+        "Why the assistant handed off: {}\n",
+        if reasons.is_empty() {
+            "a draft answer awaits approval".to_string()
+        } else {
+            reasons.join(", ")
+        }
+    ));
+    let mut tried = Vec::new();
+    for event in events {
+        if let EventKind::AssistantAnswer { sources, .. } = &event.kind {
+            for source in sources {
+                let line = match &source.url {
+                    Some(url) => format!("- {} ({url})", source.title),
+                    None => format!("- {}", source.title),
+                };
+                if !tried.contains(&line) {
+                    tried.push(line);
+                }
+            }
+        }
+    }
+    if !tried.is_empty() {
+        body.push_str("Articles the assistant already pointed to:\n");
+        body.push_str(&tried.join("\n"));
+        body.push('\n');
+    }
+    if let Some(draft) = &handoff.draft {
+        body.push_str(&format!("Draft answer for review:\n{}\n", draft.text));
+    }
+    body.push_str("\nVisitor:\n");
+    if let Some(user_id) = &conversation.user_id {
+        body.push_str(&format!("- verified user id: {user_id}\n"));
+    }
+    if let Some(email) = &conversation.contact_email {
+        body.push_str(&format!("- email: {}\n", email.as_str()));
+    }
+    if let Some(page) = &conversation.page_url {
+        body.push_str(&format!("- page: {page}\n"));
+    }
+    if let Some(locale) = &conversation.locale {
+        body.push_str(&format!("- locale: {locale}\n"));
+    }
+    body.push_str(&format!("- conversation: {}\n", conversation.id));
+    body.push_str("\nTranscript:\n");
+    for line in transcript(events) {
+        let who = match line.speaker {
+            Speaker::Visitor => "Visitor",
+            Speaker::Assistant => "Assistant",
+            Speaker::Agent => "Agent",
+        };
+        body.push_str(&format!("{who}: {}\n", line.text.trim()));
+    }
+    let mut tags = vec!["frontdesk".to_string()];
+    tags.extend(reasons.iter().map(|r| r.to_string()));
+    TicketRequest {
+        handoff_id: handoff_id.to_string(),
+        subject,
+        body,
+        requester: Requester {
+            name: None,
+            email: conversation
+                .contact_email
+                .as_ref()
+                .map(|e| e.as_str().to_string()),
+            user_id: conversation.user_id.clone(),
+        },
+        priority,
+        tags,
+        requested_at: handoff.requested_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        Citation, ConversationStatus, DecisionKind, EmailAddress, HandoffStatus, ReasonCode,
+    };
+    use crate::engine::summary::SummarySource;
+    use crate::ids::{
+        AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
+    };
+    use time::macros::datetime;
+
+    fn event(n: u64, kind: EventKind) -> StoredEvent {
+        StoredEvent {
+            event_id: EventId(n),
+            created_at: datetime!(2026-12-01 10:00 UTC),
+            kind,
+        }
+    }
+
+    #[test]
+    fn the_ticket_carries_summary_reasons_tries_identity_and_transcript() {
+        let conversation = Conversation {
+            site: SiteId::parse("demo").unwrap(),
+            id: ConversationId::generate(),
+            visitor: VisitorId::generate(),
+            status: ConversationStatus::WaitingForAgent,
+            created_at: datetime!(2026-12-01 10:00 UTC),
+            status_changed_at: datetime!(2026-12-01 10:00 UTC),
+            last_event_id: EventId(3),
+            user_id: Some("user-42".into()),
+            locale: Some("en-GB".into()),
+            page_url: Some("https://shop.example/checkout".into()),
+            contact_email: Some(EmailAddress::parse("ana@example.com").unwrap()),
+            csat: None,
+        };
+        let events = vec![
+            event(
+                1,
+                EventKind::VisitorMessage {
+                    message_id: MessageId::generate(),
+                    client_message_id: ClientMessageId::generate(),
+                    text: "I was charged twice for my order this month and want my money back"
+                        .into(),
+                },
+            ),
+            event(
+                2,
+                EventKind::AssistantAnswer {
+                    message_id: MessageId::generate(),
+                    answer_id: AnswerId::generate(),
+                    text: "Refunds take 5 business days.".into(),
+                    sources: vec![Citation {
+                        article_id: frontdesk_kb::DocumentId::parse("refunds/policy").unwrap(),
+                        title: "Refund policy".into(),
+                        url: Some("/refunds/policy".into()),
+                    }],
+                    confidence: 0.8,
+                    decision: DecisionKind::Answer,
+                    reasons: vec![],
+                    usage: None,
+                },
+            ),
+            event(
+                3,
+                EventKind::Handoff {
+                    message_id: MessageId::generate(),
+                    status: HandoffStatus::Pending,
+                    team: None,
+                    message: "Connecting you".into(),
+                    reasons: vec![ReasonCode::BillingDispute],
+                },
+            ),
+        ];
+        let handoff = PendingHandoff {
+            reasons: vec![ReasonCode::BillingDispute],
+            event_id: EventId(3),
+            requested_at: datetime!(2026-12-01 10:01 UTC),
+            draft: None,
+        };
+        let summary = Summary {
+            text: "Charged twice; wants a refund.".into(),
+            source: SummarySource::Extractive,
+        };
+        let ticket = compose(
+            "h-1",
+            &conversation,
+            &handoff,
+            &events,
+            &summary,
+            Priority::High,
+        );
+        assert_eq!(
+            ticket.subject,
+            "I was charged twice for my order this month and want my money back"
+        );
+        assert_eq!(ticket.tags, vec!["frontdesk", "billing_dispute"]);
+        assert_eq!(ticket.priority, Priority::High);
+        assert_eq!(ticket.requester.email.as_deref(), Some("ana@example.com"));
+        assert_eq!(ticket.requested_at, handoff.requested_at);
+        let expected = format!(
+            "Summary: Charged twice; wants a refund.\n\
+             Why the assistant handed off: billing_dispute\n\
+             Articles the assistant already pointed to:\n\
+             - Refund policy (/refunds/policy)\n\
+             \nVisitor:\n\
+             - verified user id: user-42\n\
+             - email: ana@example.com\n\
+             - page: https://shop.example/checkout\n\
+             - locale: en-GB\n\
+             - conversation: {}\n\
+             \nTranscript:\n\
+             Visitor: I was charged twice for my order this month and want my money back\n\
+             Assistant: Refunds take 5 business days.\n",
+            conversation.id
+        );
+        assert_eq!(ticket.body, expected);
+    }
+}
