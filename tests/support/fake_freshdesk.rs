@@ -10,8 +10,23 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::http_fake::read;
+
+/// Headers every answer of the real service carries (wire-facts).
+const VENDOR_HEADERS: &str = "x-ratelimit-total: 200\r\nx-ratelimit-remaining: 199\r\nx-ratelimit-used-currentrequest: 1\r\nx-freshdesk-api-version: latest=v2; requested=v2\r\n";
+
+async fn respond(
+    socket: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    extra: &[(&str, String)],
+    body: &str,
+) -> std::io::Result<()> {
+    crate::http_fake::respond(socket, status, content_type, VENDOR_HEADERS, extra, body).await
+}
 
 pub const API_KEY: &str = "fd-api-key-123";
 
@@ -87,76 +102,6 @@ fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .expect("formats")
-}
-
-struct Request {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-    body: Value,
-}
-
-async fn read(socket: &mut TcpStream) -> std::io::Result<Option<Request>> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let end = loop {
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buffer[..end]).to_string();
-    let mut lines = head.lines();
-    let mut first = lines.next().unwrap_or("").split_whitespace();
-    let method = first.next().unwrap_or("").to_string();
-    let path = first.next().unwrap_or("").to_string();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buffer.len() < end + length {
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-    let body = serde_json::from_slice(&buffer[end..(end + length).min(buffer.len())])
-        .unwrap_or(Value::Null);
-    Ok(Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    }))
-}
-
-async fn respond(
-    socket: &mut TcpStream,
-    status: u16,
-    content_type: &str,
-    extra: &[(&str, String)],
-    body: &str,
-) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\nx-ratelimit-total: 200\r\nx-ratelimit-remaining: 199\r\nx-ratelimit-used-currentrequest: 1\r\nx-freshdesk-api-version: latest=v2; requested=v2\r\n",
-        body.len()
-    );
-    for (name, value) in extra {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    socket.write_all(head.as_bytes()).await?;
-    socket.write_all(body.as_bytes()).await?;
-    socket.shutdown().await
 }
 
 /// Basic auth with the API key as the user name (any password).

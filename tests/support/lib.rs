@@ -8,6 +8,7 @@
 pub mod fake_freshdesk;
 pub mod fake_zendesk;
 pub mod fault_llm;
+pub mod http_fake;
 pub mod plausible;
 pub mod redis;
 

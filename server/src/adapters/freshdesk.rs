@@ -12,6 +12,7 @@
 //! - Errors (§2.4, §2.5): `429` with `Retry-After`, `5xx`, `401/403`, and `400` `Validation
 //!   failed` with its `errors` list.
 
+use crate::adapters::http::{helpdesk_answer, helpdesk_transport_error};
 use crate::config::Priority;
 use crate::ports::helpdesk::{Helpdesk, HelpdeskError, TicketRef, TicketRequest};
 use serde_json::{Value, json};
@@ -93,42 +94,14 @@ pub fn create_body(request: &TicketRequest) -> Value {
     ticket
 }
 
-fn transport(err: reqwest::Error) -> HelpdeskError {
-    HelpdeskError::Unavailable(if err.is_timeout() {
-        "no answer in time".to_string()
-    } else {
-        err.to_string()
-    })
-}
-
-async fn success(response: reqwest::Response) -> Result<Value, HelpdeskError> {
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::adapters::openai_chat::parse_retry_after);
-    let text = response.text().await.map_err(transport)?;
-    let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let message = || match &json["description"] {
+/// The vendor's error text, from its JSON error body or the raw text.
+fn error_message(json: &Value, text: &str) -> String {
+    match &json["description"] {
         Value::String(description) if json["errors"].is_array() => {
             format!("{description}: {}", json["errors"])
         }
         Value::String(description) => description.clone(),
         _ => text.trim().chars().take(300).collect(),
-    };
-    match status {
-        200..=299 => Ok(json),
-        429 => Err(HelpdeskError::RateLimited { retry_after }),
-        401 | 403 => Err(HelpdeskError::Unauthorized(message())),
-        500..=599 => Err(HelpdeskError::Unavailable(format!(
-            "HTTP {status}: {}",
-            message()
-        ))),
-        _ => Err(HelpdeskError::Rejected {
-            status,
-            message: message(),
-        }),
     }
 }
 
@@ -185,8 +158,8 @@ impl FreshdeskHelpdesk {
                 .query(&query)
                 .send()
                 .await
-                .map_err(transport)?;
-            let body = success(response).await?;
+                .map_err(helpdesk_transport_error)?;
+            let body = helpdesk_answer(response, error_message).await?;
             let tickets = body.as_array().cloned().unwrap_or_default();
             if let Some(found) = tickets.iter().find(|t| {
                 t["tags"]
@@ -218,8 +191,8 @@ impl Helpdesk for FreshdeskHelpdesk {
             .json(&create_body(request))
             .send()
             .await
-            .map_err(transport)?;
-        let body = success(response).await?;
+            .map_err(helpdesk_transport_error)?;
+        let body = helpdesk_answer(response, error_message).await?;
         ticket_ref(&body, &self.config.base_url).ok_or_else(|| HelpdeskError::Rejected {
             status: 201,
             message: format!("no ticket id in the answer: {body}"),

@@ -2,6 +2,7 @@
 //! `crate::startup`. Adapters depend on the port they implement, never on each other.
 
 pub mod freshdesk;
+pub mod http;
 pub mod kb_embedder;
 pub mod kb_retriever;
 pub mod memory_store;

@@ -210,7 +210,7 @@ async fn http_status_error(response: reqwest::Response) -> HttpStatusError {
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|value| value.to_str().ok())
-        .and_then(parse_retry_after);
+        .and_then(crate::adapters::http::parse_retry_after);
     let body = response.text().await.unwrap_or_default();
     let (message, insufficient_quota) = match serde_json::from_str::<serde_json::Value>(&body) {
         Ok(json) => {
@@ -239,19 +239,6 @@ async fn http_status_error(response: reqwest::Response) -> HttpStatusError {
         message,
         insufficient_quota,
     }
-}
-
-/// `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3). A date in the past is 0.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = httpdate::parse_http_date(value).ok()?;
-    Some(
-        date.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 /// What to do after a failed attempt to open the stream.
@@ -465,29 +452,5 @@ async fn next_event(mut state: StreamState) -> Option<(Result<ChatEvent, ChatErr
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO),
-            "a date in the past means now"
-        );
-        let header =
-            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
-        let parsed = parse_retry_after(&header).unwrap();
-        assert!(
-            parsed <= Duration::from_secs(30) && parsed >= Duration::from_secs(28),
-            "{parsed:?}"
-        );
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }

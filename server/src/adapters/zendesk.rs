@@ -14,6 +14,7 @@
 //! - Errors (§1.5, §1.6): `429` (JSON or text/plain body) with `Retry-After`, `5xx`, `401/403`,
 //!   `422 RecordInvalid` with its details.
 
+use crate::adapters::http::{helpdesk_answer, helpdesk_transport_error};
 use crate::config::Priority;
 use crate::ports::helpdesk::{Helpdesk, HelpdeskError, TicketRef, TicketRequest};
 use serde_json::{Value, json};
@@ -65,8 +66,8 @@ impl ZendeskHelpdesk {
             .query(&[("external_id", handoff_id)])
             .send()
             .await
-            .map_err(transport)?;
-        let body = success(response).await?;
+            .map_err(helpdesk_transport_error)?;
+        let body = helpdesk_answer(response, error_message).await?;
         Ok(body["tickets"]
             .as_array()
             .and_then(|tickets| tickets.first())
@@ -86,25 +87,9 @@ fn ticket_ref(ticket: &Value) -> Option<TicketRef> {
     })
 }
 
-fn transport(err: reqwest::Error) -> HelpdeskError {
-    HelpdeskError::Unavailable(if err.is_timeout() {
-        "no answer in time".to_string()
-    } else {
-        err.to_string()
-    })
-}
-
-/// The JSON body of a 2xx answer, or the error it stands for.
-async fn success(response: reqwest::Response) -> Result<Value, HelpdeskError> {
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::adapters::openai_chat::parse_retry_after);
-    let text = response.text().await.map_err(transport)?;
-    let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let message = || match (&json["error"], &json["description"]) {
+/// The vendor's error text, from its JSON error body or the raw text.
+fn error_message(json: &Value, text: &str) -> String {
+    match (&json["error"], &json["description"]) {
         (Value::String(error), Value::String(description)) => {
             let details = if json["details"].is_null() {
                 String::new()
@@ -115,19 +100,6 @@ async fn success(response: reqwest::Response) -> Result<Value, HelpdeskError> {
         }
         (Value::String(error), _) => error.clone(),
         _ => text.trim().chars().take(300).collect(),
-    };
-    match status {
-        200..=299 => Ok(json),
-        429 => Err(HelpdeskError::RateLimited { retry_after }),
-        401 | 403 => Err(HelpdeskError::Unauthorized(message())),
-        500..=599 => Err(HelpdeskError::Unavailable(format!(
-            "HTTP {status}: {}",
-            message()
-        ))),
-        _ => Err(HelpdeskError::Rejected {
-            status,
-            message: message(),
-        }),
     }
 }
 
@@ -176,8 +148,8 @@ impl Helpdesk for ZendeskHelpdesk {
             .json(&create_body(request))
             .send()
             .await
-            .map_err(transport)?;
-        match success(response).await {
+            .map_err(helpdesk_transport_error)?;
+        match helpdesk_answer(response, error_message).await {
             Ok(body) => ticket_ref(&body["ticket"]).ok_or_else(|| HelpdeskError::Rejected {
                 status: 201,
                 message: format!("no ticket id in the answer: {body}"),
