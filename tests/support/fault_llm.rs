@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the server answers to one request.
@@ -202,40 +202,6 @@ impl FaultLlm {
     }
 }
 
-async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<(String, Value)>> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4;
-        }
-    };
-    let raw_head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
-    let head = raw_head.to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buffer.len() < header_end + length {
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-    let body = &buffer[header_end..(header_end + length).min(buffer.len())];
-    Ok(Some((
-        raw_head,
-        serde_json::from_slice(body).unwrap_or(Value::Null),
-    )))
-}
-
 fn chunk_json(model: &str, delta: Value, finish: Option<&str>) -> String {
     json!({
         "id": "chatcmpl-fault", "object": "chat.completion.chunk", "created": 1_700_000_000u32,
@@ -275,7 +241,12 @@ fn canary_of(request: &Value) -> Option<String> {
 }
 
 async fn serve(mut socket: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Result<()> {
-    let Some((head, request)) = read_request(&mut socket).await? else {
+    let Some(crate::http_fake::Request {
+        head,
+        body: request,
+        ..
+    }) = crate::http_fake::read(&mut socket).await?
+    else {
         return Ok(());
     };
     let reply = {

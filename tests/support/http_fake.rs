@@ -10,6 +10,8 @@ use tokio::net::TcpStream;
 
 /// One request as the fake saw it.
 pub struct Request {
+    /// The request line and headers as received.
+    pub head: String,
     pub method: String,
     /// Path and query (`/api/v2/tickets?external_id=…`).
     pub path: String,
@@ -56,6 +58,7 @@ pub async fn read(socket: &mut TcpStream) -> std::io::Result<Option<Request>> {
     let body = serde_json::from_slice(&buffer[end..(end + length).min(buffer.len())])
         .unwrap_or(Value::Null);
     Ok(Some(Request {
+        head,
         method,
         path,
         headers,
