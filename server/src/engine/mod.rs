@@ -755,9 +755,12 @@ impl Engine {
             Some(embedder) => Some(embedder.embed(&input.text).await?),
             None => None,
         };
+        // Whether the site's LLM budget is spent: read once per turn (one store read, only
+        // for sites with a budget), for the analysis and the answer alike.
+        let over_budget = self.llm.is_some() && self.over_budget(&context.site).await;
         // A model-backed analyzer may call the model unless it is failing or the budget is spent.
         let allow_model = match &self.llm {
-            Some(llm) => !llm.cooling_down() && !self.over_budget(&context.site).await,
+            Some(llm) => !llm.cooling_down() && !over_budget,
             None => false,
         };
         let request = AnalysisRequest {
@@ -873,7 +876,7 @@ impl Engine {
                     site: site.as_str().to_string(),
                 };
                 let Some(produced) = self
-                    .produce_answer(&context.site, request, Some(&mut answer))
+                    .produce_answer(&context.site, request, over_budget, Some(&mut answer))
                     .await?
                 else {
                     return Ok(answer.finish(summary));
@@ -935,7 +938,9 @@ impl Engine {
                     history: facts.history.clone(),
                     site: site.as_str().to_string(),
                 };
-                let Some(produced) = self.produce_answer(&context.site, request, None).await?
+                let Some(produced) = self
+                    .produce_answer(&context.site, request, over_budget, None)
+                    .await?
                 else {
                     return Ok(answer.finish(summary));
                 };
@@ -982,6 +987,7 @@ impl Engine {
         &self,
         site: &SiteSettings,
         request: AnswerRequest,
+        over_budget: bool,
         live: Option<&mut AnswerStream<'_>>,
     ) -> Result<Option<Produced>, EngineError> {
         use std::sync::atomic::Ordering::Relaxed;
@@ -992,7 +998,7 @@ impl Engine {
         else {
             return self.extractive(&request, live, Vec::new(), None).await;
         };
-        if self.over_budget(site).await {
+        if over_budget {
             self.llm_counters.over_budget.fetch_add(1, Relaxed);
             return self.extractive(&request, live, Vec::new(), None).await;
         }
