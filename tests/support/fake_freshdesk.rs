@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::http_fake::read;
 
@@ -49,30 +49,26 @@ struct State {
 pub struct FakeFreshdesk {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeFreshdesk {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: crate::http_fake::Server,
 }
 
 impl FakeFreshdesk {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let _ = serve(socket, state).await;
-                });
+        let server = crate::http_fake::spawn(move |socket, _addr| {
+            let state = shared.clone();
+            async move {
+                let _ = serve(socket, state).await;
+                Ok(())
             }
-        });
-        Self { addr, state, task }
+        })
+        .await;
+        Self {
+            addr: server.addr,
+            state,
+            _server: server,
+        }
     }
 
     pub fn base_url(&self) -> String {

@@ -5,8 +5,37 @@
 
 use serde_json::Value;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+
+/// A fake listening on `127.0.0.1:0`, one task per connection; stopped when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a fake whose connections are served by `handle(socket, own address)`.
+pub async fn spawn<F, Fut>(handle: F) -> Server
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(handle(socket, addr));
+        }
+    });
+    Server { addr, task }
+}
 
 /// One request as the fake saw it.
 pub struct Request {

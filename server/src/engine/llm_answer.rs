@@ -20,8 +20,7 @@ use crate::ports::answer::{
     AnswerGenerator, AnswerPiece, AnswerRequest, Evidence, GenerateError, HistoryMessage,
 };
 use crate::ports::chat::{
-    ChatError, ChatEvent, ChatMessage, ChatModel, ChatRequest, FinishReason, TimeoutKind,
-    TokenUsage,
+    ChatError, ChatEvent, ChatMessage, ChatModel, ChatRequest, FinishReason, TokenUsage,
 };
 use frontdesk_kb::index::ArticleHit;
 use futures_util::StreamExt;
@@ -207,6 +206,8 @@ pub struct CanaryFilter {
     needles: Vec<String>,
     /// Everything received so far.
     text: String,
+    /// `text` ASCII-lower-cased (same byte offsets), kept as deltas arrive.
+    lower: String,
     /// Bytes of `text` already released.
     released: usize,
 }
@@ -220,6 +221,7 @@ impl CanaryFilter {
                 RULES_SENTINEL.to_ascii_lowercase(),
             ],
             text: String::new(),
+            lower: String::new(),
             released: 0,
         }
     }
@@ -230,7 +232,8 @@ impl CanaryFilter {
     pub fn push(&mut self, delta: &str) -> Result<String, ()> {
         self.text.push_str(delta);
         // ASCII lower-casing keeps byte offsets.
-        let lower = self.text.to_ascii_lowercase();
+        self.lower.push_str(&delta.to_ascii_lowercase());
+        let lower = &self.lower;
         if self.needles.iter().any(|n| lower.contains(n.as_str())) {
             return Err(());
         }
@@ -265,9 +268,7 @@ impl CanaryFilter {
 fn generate_error(err: ChatError) -> GenerateError {
     match err {
         ChatError::RateLimited { retry_after, .. } => GenerateError::RateLimited { retry_after },
-        ChatError::Timeout(TimeoutKind::Connect | TimeoutKind::FirstToken | TimeoutKind::Total) => {
-            GenerateError::Timeout
-        }
+        ChatError::Timeout(_) => GenerateError::Timeout,
         ChatError::Rejected { .. } => GenerateError::Rejected(err.to_string()),
         ChatError::Server { .. } | ChatError::Connect(_) => {
             GenerateError::Unavailable(err.to_string())
@@ -294,7 +295,7 @@ impl AnswerGenerator for LlmGenerator {
             temperature: 0.2,
             schema: None,
         };
-        let stream = async_stream(model, chat, canary, sources);
+        let stream = answer_stream(model, chat, canary, sources);
         stream.boxed()
     }
 }
@@ -316,7 +317,7 @@ struct GenState {
     pending: Option<Result<AnswerPiece, GenerateError>>,
 }
 
-fn async_stream(
+fn answer_stream(
     model: Arc<dyn ChatModel>,
     chat: ChatRequest,
     canary: String,

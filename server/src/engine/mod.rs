@@ -1058,34 +1058,27 @@ impl Engine {
                 }
                 let live = live.or(held);
                 tracing::warn!(site = %site.id, error = %err, deltas_sent = sent_any, "LLM answer failed; falling back");
+                // A blocked answer was not "cut off": it could not be used.
+                let intro = if matches!(err, GenerateError::Blocked) {
+                    replies::LLM_REPLACED
+                } else {
+                    replies::LLM_INTERRUPTED
+                };
                 return self
                     .fall_back(
                         llm.on_failure,
                         ReasonCode::LlmFailure,
+                        intro,
                         &request,
                         live,
                         sent_any,
                         None,
                     )
-                    .await
-                    .map(|produced| {
-                        produced.map(|mut p| {
-                            // A blocked answer was not "cut off": say it could not be used.
-                            if matches!(err, GenerateError::Blocked) {
-                                p.text = p.text.replacen(
-                                    replies::LLM_INTERRUPTED,
-                                    replies::LLM_REPLACED,
-                                    1,
-                                );
-                            }
-                            p
-                        })
-                    });
+                    .await;
             }
         };
-        let usage = usage.map(|usage| self.record_usage(site, llm, usage));
         let usage = match usage {
-            Some(future) => Some(future.await),
+            Some(usage) => Some(self.record_usage(site, llm, usage).await),
             None => None,
         };
         let passages: Vec<String> = evidence.iter().map(|e| e.text.clone()).collect();
@@ -1103,6 +1096,7 @@ impl Engine {
                 .fall_back(
                     llm.on_ungrounded,
                     ReasonCode::Ungrounded,
+                    replies::LLM_REPLACED,
                     &request,
                     live.or(held),
                     sent_any,
@@ -1166,12 +1160,14 @@ impl Engine {
     }
 
     /// Replaces a failed or ungrounded LLM answer. When part of it was already shown, the
-    /// stored (and `answer_end`) text says so before the replacement; the widget renders
-    /// `answer_end.text` in place of the deltas.
+    /// stored (and `answer_end`) text starts with `intro` (why it was replaced) before the
+    /// extractive answer; the widget renders `answer_end.text` in place of the deltas.
+    #[allow(clippy::too_many_arguments)]
     async fn fall_back(
         &self,
         mode: LlmFallback,
         reason: ReasonCode,
+        intro: &'static str,
         request: &AnswerRequest,
         live: Option<&mut AnswerStream<'_>>,
         sent_any: bool,
@@ -1179,7 +1175,6 @@ impl Engine {
     ) -> Result<Option<Produced>, EngineError> {
         match mode {
             LlmFallback::Handoff => {
-                let _ = live;
                 // Nothing shown: the handoff message alone. Shown: an answer_end replaces the
                 // deltas with a short apology, then the handoff.
                 let text = if sent_any {
@@ -1202,11 +1197,6 @@ impl Engine {
             LlmFallback::Extractive => {
                 let composed = extractive::ExtractiveGenerator::new()
                     .compose(&request.question, &request.retrieval);
-                let intro = if reason == ReasonCode::LlmFailure {
-                    replies::LLM_INTERRUPTED
-                } else {
-                    replies::LLM_REPLACED
-                };
                 Ok(Some(Produced {
                     text: format!("{intro}\n\n{}", composed.text),
                     citations: composed.citations,

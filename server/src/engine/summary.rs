@@ -21,6 +21,26 @@ pub enum Speaker {
     Agent,
 }
 
+impl Speaker {
+    /// The label of a transcript line (`Visitor: …`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Visitor => "Visitor",
+            Self::Assistant => "Assistant",
+            Self::Agent => "Agent",
+        }
+    }
+}
+
+/// `lines` as a plain-text transcript, one `Label: text` line each.
+pub fn transcript_text(lines: &[TranscriptLine]) -> String {
+    let mut transcript = String::new();
+    for line in lines {
+        transcript.push_str(&format!("{}: {}\n", line.speaker.label(), line.text.trim()));
+    }
+    transcript
+}
+
 /// One line of a transcript.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscriptLine {
@@ -98,15 +118,7 @@ pub fn extractive(lines: &[TranscriptLine]) -> String {
 ///
 /// Errors: the model's.
 pub async fn llm(model: &dyn ChatModel, lines: &[TranscriptLine]) -> Result<String, ChatError> {
-    let mut transcript = String::new();
-    for line in lines {
-        let who = match line.speaker {
-            Speaker::Visitor => "Visitor",
-            Speaker::Assistant => "Assistant",
-            Speaker::Agent => "Agent",
-        };
-        transcript.push_str(&format!("{who}: {}\n", line.text.trim()));
-    }
+    let transcript = transcript_text(lines);
     let request = ChatRequest {
         messages: vec![
             ChatMessage::system(

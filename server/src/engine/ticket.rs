@@ -9,7 +9,7 @@
 
 use crate::config::Priority;
 use crate::domain::{Conversation, EventKind, PendingHandoff, StoredEvent};
-use crate::engine::summary::{Speaker, Summary, TranscriptLine};
+use crate::engine::summary::{Speaker, Summary, TranscriptLine, transcript_text};
 use crate::ports::helpdesk::{Requester, TicketRequest};
 
 /// Longest subject, in characters.
@@ -113,14 +113,7 @@ pub fn compose(
     }
     body.push_str(&format!("- conversation: {}\n", conversation.id));
     body.push_str("\nTranscript:\n");
-    for line in transcript(events) {
-        let who = match line.speaker {
-            Speaker::Visitor => "Visitor",
-            Speaker::Assistant => "Assistant",
-            Speaker::Agent => "Agent",
-        };
-        body.push_str(&format!("{who}: {}\n", line.text.trim()));
-    }
+    body.push_str(&transcript_text(&transcript(events)));
     let mut tags = vec!["frontdesk".to_string()];
     tags.extend(reasons.iter().map(|r| r.to_string()));
     TicketRequest {
