@@ -266,7 +266,9 @@ pub async fn build_ports(settings: &Settings) -> Result<Ports, StartupError> {
     let (store, spend) = build_stores(settings).await?;
     let chat = build_chat_model(settings)?;
     if chat.is_some() {
-        probe_chat_model(settings).await;
+        // A warning only: checked beside the knowledge-base preparation, not before it.
+        let probe_settings = settings.clone();
+        tokio::spawn(async move { probe_chat_model(&probe_settings).await });
     }
     let kb_settings = settings.clone();
     let kb = tokio::task::spawn_blocking(move || prepare_knowledge_base(&kb_settings))
