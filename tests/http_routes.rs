@@ -99,7 +99,27 @@ async fn the_full_start_up_serves_the_demo_page_widget_health_and_readiness() {
         .collect();
     assert_eq!(
         parts,
-        vec![("store", "memory", "ok"), ("retriever", "embedded", "ok")]
+        vec![
+            ("store", "memory", "ok"),
+            ("retriever", "embedded", "ok"),
+            ("helpdesk", "inbox", "ok")
+        ]
+    );
+    assert_eq!(body["helpdesk"]["tickets"], 0);
+    assert_eq!(body["helpdesk"]["outbox_queued"], 0);
+
+    // The agents' inbox page is served.
+    let inbox = reqwest::get(format!("{}/inbox", app.http_url))
+        .await
+        .expect("GET /inbox");
+    assert_eq!(inbox.status(), 200);
+    assert!(
+        inbox
+            .text()
+            .await
+            .expect("text")
+            .contains("/v1/inbox/session"),
+        "the page signs in through the inbox API"
     );
 
     // The ingested demo knowledge base answers over the socket.

@@ -194,7 +194,9 @@ async fn two_instances_share_one_redis_events_cross_over_and_resume_works_on_eit
 #[tokio::test]
 async fn an_answered_turn_costs_at_most_four_redis_round_trips() {
     let redis = shared_redis_layer();
-    let app = app_with(&[&redis, RELAXED_LIMITS]).await;
+    // The outbox only when woken: its background poll would count in the turns' window.
+    let quiet_outbox = "[helpdesk]\noutbox_poll = \"1h\"\n";
+    let app = app_with(&[&redis, RELAXED_LIMITS, quiet_outbox]).await;
     let store = app.redis_store.clone().expect("a Redis store");
     let mut client = app.client().await;
     client.hello(&app.site_key).await.expect("welcome");
@@ -221,16 +223,33 @@ async fn an_answered_turn_costs_at_most_four_redis_round_trips() {
          answers' feedback for the policy, append the answer: issue 4's budget is 4"
     );
     // A turn that hands off: append the message, the policy's two reads, then open the
-    // handoff (event + pending record + status in one script).
+    // handoff (event + pending record + status + outbox entry in one script); then the outbox
+    // (woken by the handoff, not polling: `outbox_poll` is an hour here) delivers its ticket:
+    // claim, read the conversation, the pending handoff and the events, record the ticket.
     let before = store.round_trips();
     let turn = client
         .ask("I want to talk to a human please")
         .await
         .expect("turn");
     assert_eq!(turn.end["type"], "handoff", "{}", turn.end);
+    let started = std::time::Instant::now();
+    while app
+        .engine
+        .outbox()
+        .counters()
+        .tickets
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no ticket recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let handoff_turn = store.round_trips() - before;
-    println!("redis round trips per handoff turn: {handoff_turn}");
-    assert_eq!(handoff_turn, 4);
+    println!("redis round trips per handoff turn, its ticket included: {handoff_turn}");
+    assert_eq!(handoff_turn, 4 + 5);
 }
 
 #[tokio::test]

@@ -164,6 +164,13 @@ pub struct Settings {
     pub llm: LlmSettings,
     pub policy: PolicySettings,
     pub helpdesk: HelpdeskSettings,
+    /// `[helpdesk.inbox]`: the built-in inbox's agents.
+    pub inbox: InboxSettings,
+    /// `helpdesk.outbox_poll`: how often each instance looks for handoffs to deliver besides
+    /// its own (recorded by other instances, retries that came due). Default 1 s.
+    pub outbox_poll: Duration,
+    /// `[email]`: email to visitors who left.
+    pub email: EmailSettings,
     /// At least one; ids and public keys unique.
     pub sites: Vec<SiteSettings>,
     /// From `RUST_LOG` and `FRONTDESK_LOG_FORMAT` (not config keys).
@@ -405,6 +412,38 @@ impl Default for PolicySettings {
     }
 }
 
+/// `[email]`: an agent's reply to a visitor who has left is emailed to the address they gave
+/// (`contact` frame), with the transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailSettings {
+    /// `smtp://host:port`, `smtp://host:587?tls=required`, `smtps://user:pass@host:465`
+    /// (`None`: no email).
+    pub smtp_url: Option<Secret>,
+    /// The sender (`"Acme Support <support@acme.com>"`).
+    pub from: String,
+}
+
+/// `[helpdesk.inbox]`: who may sign in at `/inbox`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InboxSettings {
+    /// `[[helpdesk.inbox.agents]]`; ids unique. Empty: start-up creates a one-time `admin`
+    /// account and logs its password (for a first run and the demo).
+    pub agents: Vec<InboxAgent>,
+    /// How long an agent stays signed in (`helpdesk.inbox.session_ttl`, default 12 h).
+    pub session_ttl: Duration,
+}
+
+/// An inbox agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxAgent {
+    /// Sign-in name: letters, digits, `.`, `-`, `_`.
+    pub id: String,
+    /// Shown to the visitor with the agent's replies.
+    pub name: String,
+    /// PHC string of an Argon2id hash (`frontdesk hash-password` makes one).
+    pub password_hash: Secret,
+}
+
 /// `[helpdesk]`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HelpdeskSettings {
@@ -413,10 +452,20 @@ pub enum HelpdeskSettings {
         subdomain: String,
         email: String,
         api_token: Secret,
+        /// `helpdesk.zendesk.base_url`, default `https://{subdomain}.zendesk.com` (a proxy or a
+        /// test server).
+        base_url: String,
+        /// Signing secret of the Zendesk webhook (`helpdesk.zendesk.webhook_secret`); the
+        /// webhook route refuses every request without it.
+        webhook_secret: Option<Secret>,
     },
     Freshdesk {
         domain: String,
         api_key: Secret,
+        /// `helpdesk.freshdesk.base_url`, default `https://{domain}`.
+        base_url: String,
+        /// Shared secret the Freshdesk automation sends in `X-Frontdesk-Secret`.
+        webhook_secret: Option<Secret>,
     },
     Intercom {
         access_token: Secret,
@@ -490,7 +539,10 @@ pub struct RoutingRule {
 }
 
 /// Ticket priority, in increasing order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Priority {
     Low,
     Normal,
@@ -541,7 +593,15 @@ struct RawSettings {
     llm: RawLlm,
     policy: RawPolicy,
     helpdesk: RawHelpdesk,
+    email: RawEmail,
     sites: Vec<RawSite>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    smtp_url: Option<String>,
+    from: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -649,6 +709,8 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawHelpdesk {
     kind: String,
+    outbox_poll: Option<String>,
+    inbox: Option<RawInbox>,
     zendesk: Option<RawZendesk>,
     freshdesk: Option<RawFreshdesk>,
     intercom: Option<RawIntercom>,
@@ -660,6 +722,8 @@ struct RawZendesk {
     subdomain: String,
     email: String,
     api_token: String,
+    base_url: Option<String>,
+    webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -667,6 +731,24 @@ struct RawZendesk {
 struct RawFreshdesk {
     domain: String,
     api_key: String,
+    base_url: Option<String>,
+    webhook_secret: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawInbox {
+    #[serde(default)]
+    agents: Vec<RawAgent>,
+    session_ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    id: String,
+    name: String,
+    password_hash: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -765,7 +847,7 @@ impl Settings {
     }
 }
 
-fn validate(raw: RawSettings, env: &EnvSnapshot) -> Result<Settings, ConfigError> {
+fn validate(mut raw: RawSettings, env: &EnvSnapshot) -> Result<Settings, ConfigError> {
     let home = env.get("HOME").map(PathBuf::from);
     let log = LogSettings {
         filter: env
@@ -796,6 +878,15 @@ fn validate(raw: RawSettings, env: &EnvSnapshot) -> Result<Settings, ConfigError
         embedder: validate_embedder(raw.embedder, home.as_deref())?,
         llm: validate_llm(raw.llm)?,
         policy: validate_policy(raw.policy)?,
+        inbox: validate_inbox(raw.helpdesk.inbox.take())?,
+        outbox_poll: match raw.helpdesk.outbox_poll.take() {
+            Some(poll) => duration("helpdesk.outbox_poll", &poll)?,
+            None => Duration::from_secs(1),
+        },
+        email: EmailSettings {
+            smtp_url: optional_secret(raw.email.smtp_url.take()),
+            from: non_empty("email.from", Some(raw.email.from.clone()))?,
+        },
         helpdesk: validate_helpdesk(raw.helpdesk)?,
         sites: validate_sites(raw.sites)?,
         log,
@@ -1249,23 +1340,43 @@ fn validate_helpdesk(raw: RawHelpdesk) -> Result<HelpdeskSettings, ConfigError> 
         "inbox" => Ok(HelpdeskSettings::Inbox),
         "zendesk" => {
             let table = raw.zendesk.ok_or_else(|| missing("zendesk"))?;
+            let subdomain = non_empty("helpdesk.zendesk.subdomain", Some(table.subdomain))?;
+            let base_url = match table.base_url {
+                Some(url) => http_url("helpdesk.zendesk.base_url", &url)?
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_string(),
+                None => format!("https://{subdomain}.zendesk.com"),
+            };
             Ok(HelpdeskSettings::Zendesk {
-                subdomain: non_empty("helpdesk.zendesk.subdomain", Some(table.subdomain))?,
+                subdomain,
                 email: non_empty("helpdesk.zendesk.email", Some(table.email))?,
                 api_token: Secret(non_empty(
                     "helpdesk.zendesk.api_token",
                     Some(table.api_token),
                 )?),
+                base_url,
+                webhook_secret: optional_secret(table.webhook_secret),
             })
         }
         "freshdesk" => {
             let table = raw.freshdesk.ok_or_else(|| missing("freshdesk"))?;
+            let domain = non_empty("helpdesk.freshdesk.domain", Some(table.domain))?;
+            let base_url = match table.base_url {
+                Some(url) => http_url("helpdesk.freshdesk.base_url", &url)?
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_string(),
+                None => format!("https://{domain}"),
+            };
             Ok(HelpdeskSettings::Freshdesk {
-                domain: non_empty("helpdesk.freshdesk.domain", Some(table.domain))?,
+                domain,
                 api_key: Secret(non_empty(
                     "helpdesk.freshdesk.api_key",
                     Some(table.api_key),
                 )?),
+                base_url,
+                webhook_secret: optional_secret(table.webhook_secret),
             })
         }
         "intercom" => {
@@ -1285,6 +1396,53 @@ fn validate_helpdesk(raw: RawHelpdesk) -> Result<HelpdeskSettings, ConfigError> 
             ),
         )),
     }
+}
+
+fn validate_inbox(raw: Option<RawInbox>) -> Result<InboxSettings, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let session_ttl = match raw.session_ttl {
+        Some(ttl) => duration("helpdesk.inbox.session_ttl", &ttl)?,
+        None => Duration::from_secs(12 * 3600),
+    };
+    let mut ids = HashSet::new();
+    let agents = raw
+        .agents
+        .into_iter()
+        .enumerate()
+        .map(|(index, agent)| {
+            let key = |field: &str| format!("helpdesk.inbox.agents[{index}].{field}");
+            let id = agent.id.trim().to_string();
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            {
+                return Err(invalid(
+                    key("id"),
+                    format!("{id:?}: use letters, digits, '.', '-' and '_'"),
+                ));
+            }
+            if !ids.insert(id.clone()) {
+                return Err(invalid(key("id"), format!("{id:?} is repeated")));
+            }
+            let hash = agent.password_hash.trim().to_string();
+            if argon2::PasswordHash::new(&hash).is_err() {
+                return Err(invalid(
+                    key("password_hash"),
+                    "is not a PHC password hash; make one with `frontdesk hash-password`",
+                ));
+            }
+            Ok(InboxAgent {
+                id,
+                name: non_empty(&key("name"), Some(agent.name))?,
+                password_hash: Secret(hash),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(InboxSettings {
+        agents,
+        session_ttl,
+    })
 }
 
 fn validate_origin(key: &str, raw: &str) -> Result<AllowedOrigin, ConfigError> {

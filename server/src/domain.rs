@@ -5,7 +5,7 @@
 //! format); the WebSocket wire format lives in `api::wire` and is converted by hand.
 
 use crate::ids::{
-    AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
+    AnswerId, ClientMessageId, ConversationId, EventId, HandoffId, MessageId, SiteId, VisitorId,
 };
 use frontdesk_kb::DocumentId;
 use serde::{Deserialize, Serialize};
@@ -325,6 +325,12 @@ pub enum EventKind {
     },
     /// The conversation was closed.
     ConversationClosed { csat_requested: bool },
+    /// An agent's internal note: for the team only, never sent or replayed to the visitor.
+    InternalNote {
+        message_id: MessageId,
+        agent_name: String,
+        text: String,
+    },
 }
 
 /// Metadata of a conversation (everything but its events).
@@ -348,11 +354,16 @@ pub struct Conversation {
     /// Email left for offline follow-up (`contact` frame).
     pub contact_email: Option<EmailAddress>,
     pub csat: Option<Csat>,
+    /// The inbox agent who took the pending handoff (`with_agent`).
+    #[serde(default)]
+    pub assignee: Option<String>,
 }
 
 /// A handoff waiting for routing and an agent: the record the handoff issue builds tickets from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingHandoff {
+    /// The handoff's id: one ticket per id (a pending draft that becomes a handoff keeps its id).
+    pub handoff_id: HandoffId,
     /// Why (empty for a plain draft awaiting approval).
     pub reasons: Vec<ReasonCode>,
     /// The event that told the visitor (a `handoff` event, or the draft's `answer_end`).
@@ -361,6 +372,37 @@ pub struct PendingHandoff {
     pub requested_at: OffsetDateTime,
     /// The answer an agent approves or edits, when the policy decided `draft`.
     pub draft: Option<DraftAnswer>,
+    /// The team routing picked (`sites.routing` team id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// What the turn's analysis found, for the ticket (`None` when no analysis ran, e.g. the
+    /// `request_human` button before any message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<HandoffAnalysis>,
+}
+
+/// The analysis of the turn that handed off, as the ticket shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandoffAnalysis {
+    /// Taxonomy path (`billing/refund`), when classified.
+    pub category: Option<String>,
+    pub priority: crate::config::Priority,
+    /// ISO 639-1 code, when detected.
+    pub language: Option<String>,
+}
+
+/// The helpdesk ticket created for a handoff (recorded by the outbox once the helpdesk
+/// answered; the built-in inbox's "ticket" is its queue entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffTicket {
+    pub handoff_id: HandoffId,
+    /// Adapter name: `inbox`, `zendesk`, `freshdesk`, `intercom`.
+    pub helpdesk: String,
+    /// The helpdesk's id for the ticket.
+    pub id: String,
+    pub url: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
 }
 
 /// An answer prepared for an agent's approval (never shown to the visitor as is).

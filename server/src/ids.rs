@@ -138,6 +138,13 @@ uuid_id!(
     "answer id"
 );
 uuid_id!(
+    /// A handoff id (UUID v7): the idempotency key of its helpdesk ticket (Zendesk's
+    /// `Idempotency-Key` and `external_id`, Freshdesk's tag), kept when a pending draft becomes
+    /// a handoff.
+    HandoffId,
+    "handoff id"
+);
+uuid_id!(
     /// The widget's id for a visitor message (a UUID it generates): the idempotency key of
     /// `message` frames.
     ClientMessageId,

@@ -64,6 +64,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval {
             command: EvalCommand::Decisions(args),
         } => frontdesk::cli::eval_decisions::decisions(&settings, &cli.global, args),
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(
+                password.chars().count() >= 8,
+                "the password must have at least 8 characters"
+            );
+            let hash =
+                frontdesk::engine::inbox::hash_password(password).map_err(anyhow::Error::msg)?;
+            println!("{hash}");
+            Ok(())
+        }
     }
 }
 
@@ -77,6 +92,7 @@ async fn serve(settings: Settings, json: bool) -> anyhow::Result<()> {
     } else {
         println!("Frontdesk is ready: {}", app.url());
         println!("Demo site key: {}", app.demo_site_key());
+        println!("Agent inbox: {}inbox", app.url());
     }
     let shutdown = app.shutdown_handle();
     tokio::spawn(async move {

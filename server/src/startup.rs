@@ -2,11 +2,14 @@
 //! a configured adapter this build does not have yet), opens and fills the knowledge base,
 //! binds the listener and runs the server until shutdown.
 
+use crate::adapters::freshdesk::{FreshdeskConfig, FreshdeskHelpdesk};
+use crate::adapters::inbox::InboxHelpdesk;
 use crate::adapters::kb_embedder::BlockingQueryEmbedder;
 use crate::adapters::kb_retriever::KbRetriever;
 use crate::adapters::memory_store::MemoryStore;
 use crate::adapters::openai_chat::{Endpoint, OpenAiChatModel, Timeouts};
 use crate::adapters::redis_store::{RedisStore, RedisStoreConfig};
+use crate::adapters::zendesk::{ZendeskConfig, ZendeskHelpdesk};
 use crate::api::{self, AppState};
 use crate::config::{
     AnalyzerKind, EmbedderKind, HelpdeskSettings, KbBackend, LlmProvider, Settings, StoreBackend,
@@ -18,6 +21,7 @@ use crate::engine::{Engine, Ports};
 use crate::ports::analyzer::Analyzer;
 use crate::ports::chat::ChatModel;
 use crate::ports::embedder::QueryEmbedder;
+use crate::ports::helpdesk::Helpdesk;
 use crate::ports::spend::SpendLedger;
 use crate::ports::store::ConversationStore;
 use actix_web::{App, HttpServer, web};
@@ -74,15 +78,9 @@ pub fn check_adapters(settings: &Settings) -> Result<(), StartupError> {
         });
     }
     let helpdesk = match settings.helpdesk {
-        HelpdeskSettings::Inbox => None,
-        HelpdeskSettings::Zendesk { .. } => Some((
-            "helpdesk.kind = \"zendesk\"",
-            "the Zendesk helpdesk adapter",
-        )),
-        HelpdeskSettings::Freshdesk { .. } => Some((
-            "helpdesk.kind = \"freshdesk\"",
-            "the Freshdesk helpdesk adapter",
-        )),
+        HelpdeskSettings::Inbox
+        | HelpdeskSettings::Zendesk { .. }
+        | HelpdeskSettings::Freshdesk { .. } => None,
         HelpdeskSettings::Intercom { .. } => Some((
             "helpdesk.kind = \"intercom\"",
             "the Intercom helpdesk adapter",
@@ -92,7 +90,7 @@ pub fn check_adapters(settings: &Settings) -> Result<(), StartupError> {
         return Err(StartupError::NotBuilt {
             setting,
             adapter,
-            fix: "use helpdesk.kind = \"inbox\" (the built-in inbox)",
+            fix: "use helpdesk.kind = \"inbox\" (the built-in inbox), \"zendesk\" or \"freshdesk\"",
         });
     }
     Ok(())
@@ -286,6 +284,58 @@ pub async fn build_ports(settings: &Settings) -> Result<Ports, StartupError> {
         analyzer,
         chat,
         spend,
+        helpdesk: build_helpdesk(settings)?,
+        mailer: build_mailer(settings)?,
+    })
+}
+
+/// The SMTP mailer of `[email]`, when `email.smtp_url` is set.
+///
+/// Errors: the URL or the sender address is invalid.
+pub fn build_mailer(
+    settings: &Settings,
+) -> Result<Option<Arc<dyn crate::ports::mailer::Mailer>>, StartupError> {
+    let Some(url) = &settings.email.smtp_url else {
+        return Ok(None);
+    };
+    let mailer = crate::adapters::smtp::SmtpMailer::new(url.expose(), &settings.email.from)
+        .map_err(StartupError::Other)?;
+    Ok(Some(Arc::new(mailer)))
+}
+
+/// Longest wait for one helpdesk API request.
+const HELPDESK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The helpdesk `[helpdesk] kind` selects (after [`check_adapters`]).
+///
+/// Errors: the HTTP client cannot be built.
+pub fn build_helpdesk(settings: &Settings) -> Result<Arc<dyn Helpdesk>, StartupError> {
+    Ok(match &settings.helpdesk {
+        HelpdeskSettings::Inbox | HelpdeskSettings::Intercom { .. } => Arc::new(InboxHelpdesk),
+        HelpdeskSettings::Zendesk {
+            email,
+            api_token,
+            base_url,
+            ..
+        } => Arc::new(
+            ZendeskHelpdesk::new(ZendeskConfig {
+                base_url: base_url.clone(),
+                email: email.clone(),
+                api_token: api_token.expose().to_string(),
+                timeout: HELPDESK_TIMEOUT,
+            })
+            .map_err(StartupError::Other)?,
+        ),
+        HelpdeskSettings::Freshdesk {
+            api_key, base_url, ..
+        } => Arc::new(
+            FreshdeskHelpdesk::new(FreshdeskConfig {
+                base_url: base_url.clone(),
+                api_key: api_key.expose().to_string(),
+                timeout: HELPDESK_TIMEOUT,
+            })
+            .map_err(StartupError::Other)?,
+        ),
     })
 }
 
@@ -467,6 +517,8 @@ impl Application {
             shutdown: shutdown.clone(),
             trusted_proxies: settings.server.trusted_proxies.clone(),
             demo_site_key: demo_site_key.clone(),
+            helpdesk: settings.helpdesk.clone(),
+            webhook_replays: api::webhooks::replay_guard(),
         });
         let grace_secs = settings.server.shutdown_grace.as_secs_f64().ceil() as u64;
         let server =
@@ -479,6 +531,7 @@ impl Application {
                     source,
                 })?
                 .run();
+        tokio::spawn(Arc::clone(engine.outbox()).run(shutdown.clone()));
         let maintenance_engine = Arc::clone(&engine);
         let maintenance_stop = shutdown.clone();
         tokio::spawn(async move {

@@ -109,6 +109,8 @@ fn harness() -> Harness {
         generator: Arc::new(ExtractiveGenerator::new()),
         embedder: Some(embedder.clone()),
         analyzer: Arc::new(LocalAnalyzer::build(&settings.sites, None).expect("builds")),
+        helpdesk: Arc::new(frontdesk::adapters::inbox::InboxHelpdesk),
+        mailer: None,
     };
     Harness {
         engine: Engine::new(&settings, ports),

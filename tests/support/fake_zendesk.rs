@@ -82,6 +82,11 @@ impl FakeZendesk {
         format!("http://{}", self.addr)
     }
 
+    /// Drops the faults not served yet (the helpdesk recovers).
+    pub fn clear_faults(&self) {
+        self.state.lock().expect("lock").faults.clear();
+    }
+
     pub fn push_fault(&self, fault: Fault) {
         self.state.lock().expect("lock").faults.push(fault);
     }

@@ -6,11 +6,13 @@
 //! - [`WsClient`]: a real WebSocket client (tokio-tungstenite) speaking `PROTOCOL.md`.
 
 pub mod fake_freshdesk;
+pub mod fake_intercom;
 pub mod fake_zendesk;
 pub mod fault_llm;
 pub mod http_fake;
 pub mod plausible;
 pub mod redis;
+pub mod smtp_sink;
 
 use anyhow::{Context, anyhow, bail};
 use frontdesk::adapters::kb_retriever::KbRetriever;
@@ -239,6 +241,10 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
             ),
             chat,
             spend,
+            helpdesk: frontdesk::startup::build_helpdesk(&settings)
+                .unwrap_or_else(|err| panic!("helpdesk: {err}")),
+            mailer: frontdesk::startup::build_mailer(&settings)
+                .unwrap_or_else(|err| panic!("mailer: {err}")),
         };
         Application::build_with_ports(settings.clone(), ports)
             .unwrap_or_else(|err| panic!("app does not start: {err}"))

@@ -3,13 +3,15 @@
 //! [`MemoryStore::purge_expired`], which start-up runs every minute.
 
 use crate::domain::{
-    Conversation, ConversationStatus, Csat, EmailAddress, EventKind, PendingHandoff, StoredEvent,
+    Conversation, ConversationStatus, Csat, EmailAddress, EventKind, HandoffTicket, PendingHandoff,
+    StoredEvent,
 };
 use crate::ids::{
     AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
 };
 use crate::ports::store::{
-    AppendedMessage, ConversationStore, EventStream, NewConversation, OpenedHandoff, StoreError,
+    AppendedMessage, ConversationStore, DueHandoff, EventStream, NewConversation, OpenedHandoff,
+    OutboxStats, StoreError,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +31,12 @@ struct State {
     channels: HashMap<Key, broadcast::Sender<StoredEvent>>,
     /// LLM spending, micro-dollars by (site, `YYYY-MM`).
     spend: HashMap<(SiteId, String), u64>,
+    /// Handoffs waiting for their ticket: when the next attempt is due, failed attempts.
+    outbox: HashMap<Key, (OffsetDateTime, u32)>,
+    /// (helpdesk, ticket id) → conversation.
+    tickets: HashMap<(String, String), Key>,
+    /// Sockets showing a conversation, until when.
+    presence: HashMap<Key, HashMap<String, OffsetDateTime>>,
 }
 
 struct Entry {
@@ -38,6 +46,30 @@ struct Entry {
     answers: HashSet<AnswerId>,
     feedback: HashMap<AnswerId, bool>,
     pending_handoff: Option<PendingHandoff>,
+    /// When the pending handoff entered the site's queue.
+    queued_at: Option<OffsetDateTime>,
+    ticket: Option<HandoffTicket>,
+}
+
+impl Entry {
+    /// Records `handoff` as pending (keeping the id of a pending one it replaces), enters the
+    /// queue and, through `outbox`, the delivery outbox.
+    fn set_pending(&mut self, mut handoff: PendingHandoff) {
+        if let Some(previous) = &self.pending_handoff {
+            handoff.handoff_id = previous.handoff_id;
+        }
+        self.conversation.status = ConversationStatus::WaitingForAgent;
+        self.conversation.status_changed_at = handoff.requested_at;
+        self.queued_at.get_or_insert(handoff.requested_at);
+        self.pending_handoff = Some(handoff);
+    }
+
+    /// Leaves the queue when the conversation goes back to the assistant or closes.
+    fn left_queue(&mut self, status: ConversationStatus) {
+        if matches!(status, ConversationStatus::Bot | ConversationStatus::Closed) {
+            self.queued_at = None;
+        }
+    }
 }
 
 /// The in-memory store. Cheap to clone (shared state).
@@ -79,6 +111,8 @@ impl MemoryStore {
             .map(|(key, _)| key.clone())
             .collect();
         for key in &expired {
+            state.outbox.remove(key);
+            state.tickets.retain(|_, owner| owner != key);
             if let Some(entry) = state.conversations.remove(key) {
                 let visitor_key = (key.0.clone(), entry.conversation.visitor.clone());
                 if let Some(list) = state.visitors.get_mut(&visitor_key) {
@@ -164,6 +198,7 @@ impl ConversationStore for MemoryStore {
             page_url: new.page_url,
             contact_email: None,
             csat: None,
+            assignee: None,
         };
         state.conversations.insert(
             key,
@@ -174,6 +209,8 @@ impl ConversationStore for MemoryStore {
                 answers: HashSet::new(),
                 feedback: HashMap::new(),
                 pending_handoff: None,
+                queued_at: None,
+                ticket: None,
             },
         );
         state
@@ -223,6 +260,7 @@ impl ConversationStore for MemoryStore {
             .ok_or_else(|| Self::not_found(id))?;
         entry.conversation.status = status;
         entry.conversation.status_changed_at = at;
+        entry.left_queue(status);
         Ok(())
     }
 
@@ -375,13 +413,14 @@ impl ConversationStore for MemoryStore {
         handoff: PendingHandoff,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
+        let key = (site.clone(), *id);
         let entry = state
             .conversations
-            .get_mut(&(site.clone(), *id))
+            .get_mut(&key)
             .ok_or_else(|| Self::not_found(id))?;
-        entry.conversation.status = ConversationStatus::WaitingForAgent;
-        entry.conversation.status_changed_at = handoff.requested_at;
-        entry.pending_handoff = Some(handoff);
+        let due = handoff.requested_at;
+        entry.set_pending(handoff);
+        state.outbox.insert(key, (due, 0));
         Ok(())
     }
 
@@ -418,9 +457,9 @@ impl ConversationStore for MemoryStore {
         }
         let event = push_event(entry, announcement, handoff.requested_at);
         handoff.event_id = event.event_id;
-        entry.conversation.status = ConversationStatus::WaitingForAgent;
-        entry.conversation.status_changed_at = handoff.requested_at;
-        entry.pending_handoff = Some(handoff);
+        let due = handoff.requested_at;
+        entry.set_pending(handoff);
+        state.outbox.insert(key.clone(), (due, 0));
         Self::publish(&state, &key, &event);
         Ok(OpenedHandoff::Opened(event))
     }
@@ -530,11 +569,217 @@ impl ConversationStore for MemoryStore {
         let mut n_deleted = 0;
         for id in ids {
             let key = (site.clone(), id);
+            state.outbox.remove(&key);
+            state.tickets.retain(|_, owner| owner != &key);
             if state.conversations.remove(&key).is_some() {
                 n_deleted += 1;
             }
         }
         Ok(n_deleted)
+    }
+
+    async fn touch_presence(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        socket: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .presence
+            .entry((site.clone(), *id))
+            .or_default()
+            .insert(socket.to_string(), until);
+        Ok(())
+    }
+
+    async fn clear_presence(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        socket: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let key = (site.clone(), *id);
+        if let Some(sockets) = state.presence.get_mut(&key) {
+            sockets.remove(socket);
+            if sockets.is_empty() {
+                state.presence.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn is_present(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .presence
+            .get(&(site.clone(), *id))
+            .is_some_and(|sockets| sockets.values().any(|until| *until > now)))
+    }
+
+    async fn claim_due_handoffs(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueHandoff>, StoreError> {
+        let mut state = self.lock();
+        let mut due: Vec<(OffsetDateTime, Key, u32)> = state
+            .outbox
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(key, (at, attempts))| (*at, key.clone(), *attempts))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        for (_, key, attempts) in &mut due {
+            state.outbox.insert(key.clone(), (lease_until, *attempts));
+        }
+        Ok(due
+            .into_iter()
+            .map(|(_, (site, conversation), attempts)| DueHandoff {
+                site,
+                conversation,
+                attempts,
+            })
+            .collect())
+    }
+
+    async fn retry_handoff_at(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if let Some((due, attempts)) = self.lock().outbox.get_mut(&(site.clone(), *id)) {
+            *due = at;
+            *attempts = attempts.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    async fn record_ticket(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        ticket: HandoffTicket,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let key = (site.clone(), *id);
+        let pending = state
+            .conversations
+            .get(&key)
+            .and_then(|entry| entry.pending_handoff.as_ref())
+            .map(|pending| pending.handoff_id);
+        if pending.is_none_or(|pending| pending == ticket.handoff_id) {
+            state.outbox.remove(&key);
+        }
+        if pending != Some(ticket.handoff_id) {
+            return Ok(false);
+        }
+        state
+            .tickets
+            .insert((ticket.helpdesk.clone(), ticket.id.clone()), key.clone());
+        if let Some(entry) = state.conversations.get_mut(&key) {
+            entry.ticket = Some(ticket);
+        }
+        Ok(true)
+    }
+
+    async fn handoff_ticket(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<Option<HandoffTicket>, StoreError> {
+        Ok(self
+            .lock()
+            .conversations
+            .get(&(site.clone(), *id))
+            .and_then(|entry| entry.ticket.clone()))
+    }
+
+    async fn ticket_conversation(
+        &self,
+        helpdesk: &str,
+        ticket_id: &str,
+    ) -> Result<Option<(SiteId, ConversationId)>, StoreError> {
+        Ok(self
+            .lock()
+            .tickets
+            .get(&(helpdesk.to_string(), ticket_id.to_string()))
+            .cloned())
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        let state = self.lock();
+        Ok(OutboxStats {
+            queued: state.outbox.len() as u64,
+            oldest_due: state.outbox.values().map(|(at, _)| *at).min(),
+        })
+    }
+
+    async fn handoff_queue(&self, site: &SiteId) -> Result<Vec<ConversationId>, StoreError> {
+        let state = self.lock();
+        let mut queue: Vec<(OffsetDateTime, ConversationId)> = state
+            .conversations
+            .iter()
+            .filter(|((entry_site, _), _)| entry_site == site)
+            .filter_map(|((_, id), entry)| Some((entry.queued_at?, *id)))
+            .collect();
+        queue.sort();
+        Ok(queue.into_iter().map(|(_, id)| id).collect())
+    }
+
+    async fn assign_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        agent: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let entry = state
+            .conversations
+            .get_mut(&(site.clone(), *id))
+            .ok_or_else(|| Self::not_found(id))?;
+        if entry.pending_handoff.is_none() {
+            return Err(StoreError::Rejected(format!(
+                "conversation {id} has no pending handoff"
+            )));
+        }
+        entry.conversation.assignee = Some(agent.to_string());
+        entry.conversation.status = ConversationStatus::WithAgent;
+        entry.conversation.status_changed_at = at;
+        Ok(())
+    }
+
+    async fn resolve_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let key = (site.clone(), *id);
+        state.outbox.remove(&key);
+        let entry = state
+            .conversations
+            .get_mut(&key)
+            .ok_or_else(|| Self::not_found(id))?;
+        entry.pending_handoff = None;
+        entry.conversation.assignee = None;
+        entry.queued_at = None;
+        if entry.conversation.status != ConversationStatus::Closed {
+            entry.conversation.status = ConversationStatus::Bot;
+            entry.conversation.status_changed_at = at;
+        }
+        Ok(())
     }
 
     async fn expires_in(

@@ -3,9 +3,12 @@
 
 pub mod freshdesk;
 pub mod http;
+pub mod inbox;
+pub mod intercom;
 pub mod kb_embedder;
 pub mod kb_retriever;
 pub mod memory_store;
 pub mod openai_chat;
 pub mod redis_store;
+pub mod smtp;
 pub mod zendesk;

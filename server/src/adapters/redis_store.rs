@@ -5,11 +5,16 @@
 //!
 //! | key | type | what |
 //! | --- | --- | --- |
-//! | `P conv:S:C:meta` | hash | `visitor`, `status`, `created_at`, `status_changed_at` (RFC 3339), `last_event_id` (the event-id counter), optional `user_id`, `locale`, `page_url`, `contact_email`, `csat` (JSON), `handoff` (the pending handoff, JSON) |
+//! | `P conv:S:C:meta` | hash | `visitor`, `status`, `created_at`, `status_changed_at` (RFC 3339), `last_event_id` (the event-id counter), optional `user_id`, `locale`, `page_url`, `contact_email`, `csat` (JSON), `handoff` (the pending handoff, JSON), `assignee`, `ticket` (the last `HandoffTicket`, JSON) |
 //! | `P conv:S:C:events` | list | the event log: element `n - 1` is event `n` (a `StoredEvent` as JSON) |
 //! | `P conv:S:C:ids` | hash | `m:<client_message_id>` → `"<message_id> <event_id>"` (idempotency), `a:<answer_id>` → feedback `-` (none), `1` (helpful), `0` |
 //! | `P visitor:S:V` | sorted set | the visitor's conversation ids, scored by creation time (ms) |
 //! | `P spend:S:YYYY-MM` | string (integer) | LLM spending of the site that month, micro-dollars (`INCRBY`; 62-day expiry) |
+//! | `P outbox` | sorted set | handoffs waiting for their helpdesk ticket, member `S:C`, scored by when the next attempt is due (ms); a claim moves the score to the lease's end |
+//! | `P outbox:attempts` | hash | `S:C` → failed delivery attempts |
+//! | `P queue:S` | sorted set | the site's open handoffs (pending or assigned), member `C`, scored by when they entered the queue (ms) |
+//! | `P presence:S:C` | sorted set | sockets showing the conversation, scored by when their presence runs out (ms); the key expires with the last |
+//! | `P ticket:H:T` | string | `S:C` of helpdesk `H`'s ticket `T` (expires with the closed conversation) |
 //!
 //! Pub/sub channel `P conv:S:C` carries each appended event (the same JSON as the log).
 //!
@@ -19,8 +24,9 @@
 //!   the idempotent append checks the `client_message_id` and the status (a closed
 //!   conversation takes no message), allocates the event id, appends, records the id and
 //!   publishes, all at once; two racing appends of one id store one message. Opening a
-//!   handoff (pending check, event, record, status, publish) is one script too, so two
-//!   instances handling the same request open one handoff.
+//!   handoff (pending check, event, record, status, outbox and queue entries, publish) is one
+//!   script too, so two instances handling the same request open one handoff, and a recorded
+//!   handoff is always in the outbox (no handoff without its ticket).
 //! - Only closed conversations expire: closing sets `PEXPIREAT` (closing time + `closed_ttl`)
 //!   on the conversation's three keys; reopening (or a pending handoff) `PERSIST`s them. The
 //!   visitor index expires with the visitor's last closed conversation and is persisted again
@@ -38,13 +44,15 @@
 //! would live in different slots); use a standalone or Sentinel-managed primary.
 
 use crate::domain::{
-    Conversation, ConversationStatus, Csat, EmailAddress, EventKind, PendingHandoff, StoredEvent,
+    Conversation, ConversationStatus, Csat, EmailAddress, EventKind, HandoffTicket, PendingHandoff,
+    StoredEvent,
 };
 use crate::ids::{
     AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
 };
 use crate::ports::store::{
-    AppendedMessage, ConversationStore, EventStream, NewConversation, OpenedHandoff, StoreError,
+    AppendedMessage, ConversationStore, DueHandoff, EventStream, NewConversation, OpenedHandoff,
+    OutboxStats, StoreError,
 };
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -109,13 +117,22 @@ end
 return redis.call('HGETALL', KEYS[1])
 "#;
 
-/// Sets the status: `KEYS` = meta, events, ids; `ARGV` = status, status_changed_at (RFC 3339),
-/// expiry if closed (unix ms), visitor key prefix, conversation key prefix, then extra
-/// field/value pairs for the meta hash. Returns 0 when there is no conversation.
+/// Sets the status: `KEYS` = meta, events, ids, queue; `ARGV` = status, status_changed_at
+/// (RFC 3339), expiry if closed (unix ms), visitor key prefix, conversation key prefix,
+/// conversation id, ticket index key prefix, then extra field/value pairs for the meta hash.
+/// Returns 0 when there is no conversation. Back to `bot` or closed leaves the queue; the
+/// ticket index key expires with the closed conversation.
 const SET_STATUS: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'status_changed_at', ARGV[2])
-if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
+if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end
+if ARGV[1] == 'closed' or ARGV[1] == 'bot' then redis.call('ZREM', KEYS[4], ARGV[6]) end
+local ticket = redis.call('HGET', KEYS[1], 'ticket')
+if ticket then
+  local t = cjson.decode(ticket)
+  local ticket_key = ARGV[7] .. t.helpdesk .. ':' .. t.id
+  if ARGV[1] == 'closed' then redis.call('PEXPIREAT', ticket_key, ARGV[3]) else redis.call('PERSIST', ticket_key) end
+end
 local visitor_key = ARGV[4] .. redis.call('HGET', KEYS[1], 'visitor')
 if ARGV[1] == 'closed' then
   for i = 1, 3 do redis.call('PEXPIREAT', KEYS[i], ARGV[3]) end
@@ -140,27 +157,129 @@ return 1
 "#;
 
 /// Opens a handoff unless one announced by a `handoff` event is pending: `KEYS` = meta,
-/// events, ids; `ARGV` = channel, created_at (RFC 3339), kind (JSON), the pending handoff as
-/// JSON without its `event_id`, visitor key prefix. Returns `{code, event}`: code 0 = no
-/// conversation, 1 = opened (`event` = the new event), 2 = already pending (its event),
-/// 3 = the conversation is closed.
+/// events, ids, queue, outbox, outbox attempts; `ARGV` = channel, created_at (RFC 3339), kind
+/// (JSON), the pending handoff as JSON without its `event_id` and `handoff_id`, visitor key
+/// prefix, handoff id (kept from a pending draft), conversation id, outbox member, due (ms).
+/// Returns `{code, event}`: code 0 = no conversation, 1 = opened (`event` = the new event),
+/// 2 = already pending (its event), 3 = the conversation is closed.
 const OPEN_HANDOFF: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 if redis.call('HGET', KEYS[1], 'status') == 'closed' then return {3, ''} end
+local handoff_id = ARGV[6]
 local pending = redis.call('HGET', KEYS[1], 'handoff')
 if pending then
-  local announced = redis.call('LINDEX', KEYS[2], cjson.decode(pending).event_id - 1)
+  local previous = cjson.decode(pending)
+  local announced = redis.call('LINDEX', KEYS[2], previous.event_id - 1)
   if announced and cjson.decode(announced).kind.kind == 'handoff' then return {2, announced} end
+  if previous.handoff_id then handoff_id = previous.handoff_id end
 end
 local id = redis.call('HINCRBY', KEYS[1], 'last_event_id', 1)
 local event = '{"event_id":' .. id .. ',"created_at":"' .. ARGV[2] .. '","kind":' .. ARGV[3] .. '}'
 redis.call('RPUSH', KEYS[2], event)
-local handoff = '{"event_id":' .. id .. ',' .. string.sub(ARGV[4], 2)
+local handoff = '{"event_id":' .. id .. ',"handoff_id":"' .. handoff_id .. '",' .. string.sub(ARGV[4], 2)
 redis.call('HSET', KEYS[1], 'handoff', handoff, 'status', 'waiting_for_agent', 'status_changed_at', ARGV[2])
 for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
 redis.call('PERSIST', ARGV[5] .. redis.call('HGET', KEYS[1], 'visitor'))
+redis.call('ZADD', KEYS[4], 'NX', ARGV[9], ARGV[7])
+redis.call('ZADD', KEYS[5], ARGV[9], ARGV[8])
+redis.call('HDEL', KEYS[6], ARGV[8])
 redis.call('PUBLISH', ARGV[1], event)
 return {1, event}
+"#;
+
+/// Records a pending handoff (a draft awaiting approval): `KEYS` = meta, events, ids, queue,
+/// outbox, outbox attempts; `ARGV` = the handoff as JSON without `handoff_id`, handoff id
+/// (a pending one's is kept), status_changed_at (RFC 3339), visitor key prefix, conversation
+/// id, outbox member, due (ms). Returns 0 when there is no conversation.
+const PUT_PENDING_HANDOFF: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local handoff_id = ARGV[2]
+local pending = redis.call('HGET', KEYS[1], 'handoff')
+if pending then
+  local previous = cjson.decode(pending)
+  if previous.handoff_id then handoff_id = previous.handoff_id end
+end
+local handoff = '{"handoff_id":"' .. handoff_id .. '",' .. string.sub(ARGV[1], 2)
+redis.call('HSET', KEYS[1], 'handoff', handoff, 'status', 'waiting_for_agent', 'status_changed_at', ARGV[3])
+for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
+redis.call('PERSIST', ARGV[4] .. redis.call('HGET', KEYS[1], 'visitor'))
+redis.call('ZADD', KEYS[4], 'NX', ARGV[7], ARGV[5])
+redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6])
+redis.call('HDEL', KEYS[6], ARGV[6])
+return 1
+"#;
+
+/// Records a socket's presence: `KEYS` = presence key; `ARGV` = socket id, until (ms). Drops
+/// sockets whose time ran out; the key expires with the latest.
+const TOUCH_PRESENCE: &str = r#"
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local now = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(now[1]) * 1000)
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+return 1
+"#;
+
+/// Claims due handoffs: `KEYS` = outbox, outbox attempts; `ARGV` = now (ms), lease end (ms),
+/// limit. Returns `member, attempts` pairs, oldest due first.
+const CLAIM_DUE_HANDOFFS: &str = r#"
+local claimed = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member)
+  table.insert(claimed, member)
+  table.insert(claimed, redis.call('HGET', KEYS[2], member) or '0')
+end
+return claimed
+"#;
+
+/// Schedules a retry: `KEYS` = outbox, outbox attempts; `ARGV` = member, due (ms).
+const RETRY_HANDOFF: &str = r#"
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+end
+return 1
+"#;
+
+/// Records a handoff's ticket: `KEYS` = meta, outbox, outbox attempts, ticket index key;
+/// `ARGV` = outbox member, handoff id, ticket (JSON). Returns 1 when recorded, 0 when that
+/// handoff is no longer pending.
+const RECORD_TICKET: &str = r#"
+local pending = redis.call('HGET', KEYS[1], 'handoff')
+local pending_id = pending and cjson.decode(pending).handoff_id
+if not pending_id or pending_id == ARGV[2] then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+if pending_id ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'ticket', ARGV[3])
+redis.call('SET', KEYS[4], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[4], ttl) end
+return 1
+"#;
+
+/// Assigns the pending handoff: `KEYS` = meta; `ARGV` = agent, status_changed_at. Returns 0
+/// without the conversation, -1 without a pending handoff.
+const ASSIGN_HANDOFF: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'handoff') == 0 then return -1 end
+redis.call('HSET', KEYS[1], 'assignee', ARGV[1], 'status', 'with_agent', 'status_changed_at', ARGV[2])
+return 1
+"#;
+
+/// Ends the pending handoff: `KEYS` = meta, queue, outbox, outbox attempts; `ARGV` =
+/// conversation id, outbox member, status_changed_at. Returns 0 without the conversation.
+const RESOLVE_HANDOFF: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[1], 'handoff', 'assignee')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
+if redis.call('HGET', KEYS[1], 'status') ~= 'closed' then
+  redis.call('HSET', KEYS[1], 'status', 'bot', 'status_changed_at', ARGV[3])
+end
+return 1
 "#;
 
 /// Sets a hash field of an existing key: `KEYS` = hash; `ARGV` = field, value, field that
@@ -186,12 +305,21 @@ end
 return live
 "#;
 
-/// Erases a visitor: `KEYS` = visitor index; `ARGV` = conversation key prefix. Returns the
+/// Erases a visitor: `KEYS` = visitor index, queue, outbox, outbox attempts; `ARGV` =
+/// conversation key prefix, outbox member prefix (`S:`), ticket index key prefix. Returns the
 /// number of conversations deleted.
 const DELETE_VISITOR: &str = r#"
 local n = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local base = ARGV[1] .. id
+  local ticket = redis.call('HGET', base .. ':meta', 'ticket')
+  if ticket then
+    local t = cjson.decode(ticket)
+    redis.call('DEL', ARGV[3] .. t.helpdesk .. ':' .. t.id)
+  end
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], ARGV[2] .. id)
+  redis.call('HDEL', KEYS[4], ARGV[2] .. id)
   n = n + redis.call('DEL', base .. ':meta')
   redis.call('DEL', base .. ':events', base .. ':ids')
 end
@@ -217,6 +345,13 @@ impl Lua {
 struct Scripts {
     append: Lua,
     open_handoff: Lua,
+    put_pending_handoff: Lua,
+    claim_due_handoffs: Lua,
+    retry_handoff: Lua,
+    record_ticket: Lua,
+    assign_handoff: Lua,
+    resolve_handoff: Lua,
+    touch_presence: Lua,
     create: Lua,
     set_status: Lua,
     set_field_if_exists: Lua,
@@ -229,6 +364,13 @@ impl Scripts {
         Self {
             append: Lua::new(APPEND),
             open_handoff: Lua::new(OPEN_HANDOFF),
+            put_pending_handoff: Lua::new(PUT_PENDING_HANDOFF),
+            claim_due_handoffs: Lua::new(CLAIM_DUE_HANDOFFS),
+            retry_handoff: Lua::new(RETRY_HANDOFF),
+            record_ticket: Lua::new(RECORD_TICKET),
+            assign_handoff: Lua::new(ASSIGN_HANDOFF),
+            resolve_handoff: Lua::new(RESOLVE_HANDOFF),
+            touch_presence: Lua::new(TOUCH_PRESENCE),
             create: Lua::new(CREATE),
             set_status: Lua::new(SET_STATUS),
             set_field_if_exists: Lua::new(SET_FIELD_IF_EXISTS),
@@ -278,6 +420,36 @@ impl Keys {
 
     fn visitor(&self, site: &SiteId, visitor: &VisitorId) -> String {
         format!("{}{}", self.visitor_prefix(site), visitor.as_str())
+    }
+
+    /// Handoffs waiting for their ticket (all sites).
+    fn outbox(&self) -> String {
+        format!("{}outbox", self.prefix)
+    }
+
+    fn outbox_attempts(&self) -> String {
+        format!("{}outbox:attempts", self.prefix)
+    }
+
+    /// `S:C`, a conversation's member of the outbox.
+    fn outbox_member(site: &SiteId, id: &ConversationId) -> String {
+        format!("{}:{id}", site.as_str())
+    }
+
+    fn queue(&self, site: &SiteId) -> String {
+        format!("{}queue:{}", self.prefix, site.as_str())
+    }
+
+    fn presence(&self, site: &SiteId, id: &ConversationId) -> String {
+        format!("{}presence:{}:{id}", self.prefix, site.as_str())
+    }
+
+    fn ticket_prefix(&self) -> String {
+        format!("{}ticket:", self.prefix)
+    }
+
+    fn ticket(&self, helpdesk: &str, ticket_id: &str) -> String {
+        format!("{}{helpdesk}:{ticket_id}", self.ticket_prefix())
     }
 }
 
@@ -438,6 +610,7 @@ fn parse_conversation(
         .map(|raw| serde_json::from_str::<Csat>(&raw))
         .transpose()
         .map_err(|err| rejected(format!("conversation {id}: csat: {err}")))?;
+    let assignee = fields.remove("assignee");
     Ok(Some(Conversation {
         site: site.clone(),
         id: *id,
@@ -451,6 +624,7 @@ fn parse_conversation(
         page_url: fields.remove("page_url"),
         contact_email,
         csat,
+        assignee,
     }))
 }
 
@@ -674,21 +848,26 @@ impl RedisStore {
         let expire_at = unix_ms(at).saturating_add(ttl_ms).to_string();
         let visitor_prefix = keys.visitor_prefix(site);
         let conversation_prefix = keys.conversation_prefix(site);
+        let conversation_id = id.to_string();
+        let ticket_prefix = keys.ticket_prefix();
         let mut args: Vec<&str> = vec![
             status_name(status),
             &changed_at,
             &expire_at,
             &visitor_prefix,
             &conversation_prefix,
+            &conversation_id,
+            &ticket_prefix,
         ];
         for (field, value) in extra {
             args.push(field);
             args.push(value);
         }
+        let queue = keys.queue(site);
         let found: i64 = self
             .eval(
                 &self.inner.scripts.set_status,
-                &[&meta, &events, &ids],
+                &[&meta, &events, &ids, &queue],
                 &args,
             )
             .await?;
@@ -962,16 +1141,38 @@ impl ConversationStore for RedisStore {
         id: &ConversationId,
         handoff: PendingHandoff,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(&handoff)
+        let keys = &self.inner.keys;
+        let mut fields = serde_json::to_value(&handoff)
             .map_err(|err| rejected(format!("handoff does not serialise: {err}")))?;
-        self.set_status_with(
-            site,
-            id,
-            ConversationStatus::WaitingForAgent,
-            handoff.requested_at,
-            &[("handoff", &json)],
-        )
-        .await
+        if let Some(object) = fields.as_object_mut() {
+            object.remove("handoff_id");
+        }
+        let found: i64 = self
+            .eval(
+                &self.inner.scripts.put_pending_handoff,
+                &[
+                    &keys.meta(site, id),
+                    &keys.events(site, id),
+                    &keys.ids(site, id),
+                    &keys.queue(site),
+                    &keys.outbox(),
+                    &keys.outbox_attempts(),
+                ],
+                &[
+                    &fields.to_string(),
+                    &handoff.handoff_id.to_string(),
+                    &rfc3339(handoff.requested_at)?,
+                    &keys.visitor_prefix(site),
+                    &id.to_string(),
+                    &Keys::outbox_member(site, id),
+                    &unix_ms(handoff.requested_at).to_string(),
+                ],
+            )
+            .await?;
+        if found == 0 {
+            return Err(StoreError::NotFound(format!("conversation {id}")));
+        }
+        Ok(())
     }
 
     async fn open_handoff(
@@ -992,6 +1193,7 @@ impl ConversationStore for RedisStore {
             .map_err(|err| rejected(format!("handoff does not serialise: {err}")))?;
         if let Some(object) = fields.as_object_mut() {
             object.remove("event_id");
+            object.remove("handoff_id");
         }
         let fields = fields.to_string();
         let created_at = rfc3339(handoff.requested_at)?;
@@ -1003,13 +1205,24 @@ impl ConversationStore for RedisStore {
         let (code, event): (i64, String) = self
             .eval(
                 &self.inner.scripts.open_handoff,
-                &[&meta, &events, &ids],
+                &[
+                    &meta,
+                    &events,
+                    &ids,
+                    &keys.queue(site),
+                    &keys.outbox(),
+                    &keys.outbox_attempts(),
+                ],
                 &[
                     &keys.conversation(site, id),
                     &created_at,
                     &kind_json,
                     &fields,
                     &keys.visitor_prefix(site),
+                    &handoff.handoff_id.to_string(),
+                    &id.to_string(),
+                    &Keys::outbox_member(site, id),
+                    &unix_ms(handoff.requested_at).to_string(),
                 ],
             )
             .await?;
@@ -1145,11 +1358,274 @@ impl ConversationStore for RedisStore {
         let n_deleted: u64 = self
             .eval(
                 &self.inner.scripts.delete_visitor,
-                &[&keys.visitor(site, visitor)],
-                &[&keys.conversation_prefix(site)],
+                &[
+                    &keys.visitor(site, visitor),
+                    &keys.queue(site),
+                    &keys.outbox(),
+                    &keys.outbox_attempts(),
+                ],
+                &[
+                    &keys.conversation_prefix(site),
+                    &format!("{}:", site.as_str()),
+                    &keys.ticket_prefix(),
+                ],
             )
             .await?;
         Ok(usize::try_from(n_deleted).unwrap_or(usize::MAX))
+    }
+
+    async fn touch_presence(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        socket: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let key = self.inner.keys.presence(site, id);
+        let until_ms = unix_ms(until);
+        let _: i64 = self
+            .eval(
+                &self.inner.scripts.touch_presence,
+                &[&key],
+                &[socket, &until_ms.to_string()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_presence(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        socket: &str,
+    ) -> Result<(), StoreError> {
+        let _: i64 = self
+            .query(
+                redis::cmd("ZREM")
+                    .arg(self.inner.keys.presence(site, id))
+                    .arg(socket),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn is_present(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let live: i64 = self
+            .query(
+                redis::cmd("ZCOUNT")
+                    .arg(self.inner.keys.presence(site, id))
+                    .arg(format!("({}", unix_ms(now)))
+                    .arg("+inf"),
+            )
+            .await?;
+        Ok(live > 0)
+    }
+
+    async fn claim_due_handoffs(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueHandoff>, StoreError> {
+        let keys = &self.inner.keys;
+        let claimed: Vec<String> = self
+            .eval(
+                &self.inner.scripts.claim_due_handoffs,
+                &[&keys.outbox(), &keys.outbox_attempts()],
+                &[
+                    &unix_ms(now).to_string(),
+                    &unix_ms(lease_until).to_string(),
+                    &limit.to_string(),
+                ],
+            )
+            .await?;
+        claimed
+            .chunks(2)
+            .map(|pair| {
+                let [member, attempts] = pair else {
+                    return Err(rejected("outbox claim returned an odd list"));
+                };
+                let (site, conversation) = member
+                    .split_once(':')
+                    .ok_or_else(|| rejected(format!("outbox member {member:?}")))?;
+                Ok(DueHandoff {
+                    site: SiteId::parse(site).map_err(rejected)?,
+                    conversation: ConversationId::parse(conversation).map_err(rejected)?,
+                    attempts: attempts.parse().unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_handoff_at(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let keys = &self.inner.keys;
+        let _: i64 = self
+            .eval(
+                &self.inner.scripts.retry_handoff,
+                &[&keys.outbox(), &keys.outbox_attempts()],
+                &[&Keys::outbox_member(site, id), &unix_ms(at).to_string()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn record_ticket(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        ticket: HandoffTicket,
+    ) -> Result<bool, StoreError> {
+        let keys = &self.inner.keys;
+        let json = serde_json::to_string(&ticket)
+            .map_err(|err| rejected(format!("ticket does not serialise: {err}")))?;
+        let recorded: i64 = self
+            .eval(
+                &self.inner.scripts.record_ticket,
+                &[
+                    &keys.meta(site, id),
+                    &keys.outbox(),
+                    &keys.outbox_attempts(),
+                    &keys.ticket(&ticket.helpdesk, &ticket.id),
+                ],
+                &[
+                    &Keys::outbox_member(site, id),
+                    &ticket.handoff_id.to_string(),
+                    &json,
+                ],
+            )
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    async fn handoff_ticket(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<Option<HandoffTicket>, StoreError> {
+        let raw: Option<String> = self
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.inner.keys.meta(site, id))
+                    .arg("ticket"),
+            )
+            .await?;
+        raw.map(|raw| {
+            serde_json::from_str(&raw)
+                .map_err(|err| rejected(format!("conversation {id}: ticket: {err}")))
+        })
+        .transpose()
+    }
+
+    async fn ticket_conversation(
+        &self,
+        helpdesk: &str,
+        ticket_id: &str,
+    ) -> Result<Option<(SiteId, ConversationId)>, StoreError> {
+        let raw: Option<String> = self
+            .query(redis::cmd("GET").arg(self.inner.keys.ticket(helpdesk, ticket_id)))
+            .await?;
+        let Some(raw) = raw else { return Ok(None) };
+        let (site, conversation) = raw
+            .split_once(':')
+            .ok_or_else(|| rejected(format!("ticket index {raw:?}")))?;
+        Ok(Some((
+            SiteId::parse(site).map_err(rejected)?,
+            ConversationId::parse(conversation).map_err(rejected)?,
+        )))
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+        let outbox = self.inner.keys.outbox();
+        let queued: u64 = self.query(redis::cmd("ZCARD").arg(&outbox)).await?;
+        let first: Vec<(String, f64)> = self
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(&outbox)
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES"),
+            )
+            .await?;
+        let oldest_due = first.first().and_then(|(_, ms)| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms as i64) * 1_000_000).ok()
+        });
+        Ok(OutboxStats { queued, oldest_due })
+    }
+
+    async fn handoff_queue(&self, site: &SiteId) -> Result<Vec<ConversationId>, StoreError> {
+        let keys = &self.inner.keys;
+        let ids: Vec<String> = self
+            .eval(
+                &self.inner.scripts.visitor_conversations,
+                &[&keys.queue(site)],
+                &[&keys.conversation_prefix(site)],
+            )
+            .await?;
+        ids.iter()
+            .map(|raw| ConversationId::parse(raw).map_err(rejected))
+            .collect()
+    }
+
+    async fn assign_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        agent: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let code: i64 = self
+            .eval(
+                &self.inner.scripts.assign_handoff,
+                &[&self.inner.keys.meta(site, id)],
+                &[agent, &rfc3339(at)?],
+            )
+            .await?;
+        match code {
+            0 => Err(StoreError::NotFound(format!("conversation {id}"))),
+            -1 => Err(rejected(format!(
+                "conversation {id} has no pending handoff"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn resolve_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let keys = &self.inner.keys;
+        let found: i64 = self
+            .eval(
+                &self.inner.scripts.resolve_handoff,
+                &[
+                    &keys.meta(site, id),
+                    &keys.queue(site),
+                    &keys.outbox(),
+                    &keys.outbox_attempts(),
+                ],
+                &[
+                    &id.to_string(),
+                    &Keys::outbox_member(site, id),
+                    &rfc3339(at)?,
+                ],
+            )
+            .await?;
+        if found == 0 {
+            return Err(StoreError::NotFound(format!("conversation {id}")));
+        }
+        Ok(())
     }
 
     async fn expires_in(

@@ -4,8 +4,10 @@
 //! Routes: `GET /` (demo page with the widget), `GET /widget.js`, `GET /healthz`,
 //! `GET /readyz`, `GET /v1/ws` (the WebSocket protocol of `PROTOCOL.md`).
 
+pub mod inbox;
 pub mod pages;
 pub mod webhook_auth;
+pub mod webhooks;
 pub mod wire;
 pub mod ws;
 
@@ -31,6 +33,10 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// Public key embedded in the demo page (the `demo` site, else the first site).
     pub demo_site_key: String,
+    /// Where tickets go, with the webhook secrets.
+    pub helpdesk: crate::config::HelpdeskSettings,
+    /// Zendesk invocation ids already handled.
+    pub webhook_replays: webhook_auth::ReplayGuard,
 }
 
 /// Registers every route.
@@ -41,6 +47,22 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(pages::healthz))
         .route("/readyz", web::get().to(pages::readyz))
         .route("/v1/ws", web::get().to(ws::upgrade))
+        .route("/inbox", web::get().to(inbox::page))
+        .route("/v1/webhooks/zendesk", web::post().to(webhooks::zendesk))
+        .route(
+            "/v1/webhooks/freshdesk",
+            web::post().to(webhooks::freshdesk),
+        )
+        .route("/v1/inbox/session", web::post().to(inbox::sign_in))
+        .route("/v1/inbox/queue", web::get().to(inbox::queue))
+        .route(
+            "/v1/inbox/conversations/{site}/{id}",
+            web::get().to(inbox::conversation),
+        )
+        .route(
+            "/v1/inbox/conversations/{site}/{id}/{action}",
+            web::post().to(inbox::action),
+        )
         .default_service(web::to(pages::not_found));
 }
 

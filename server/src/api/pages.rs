@@ -136,6 +136,32 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "cooling_down": counters.cooling_down.load(Relaxed),
         });
     }
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let outbox = state.engine.outbox();
+        let counters = outbox.counters();
+        let stats = state.engine.ports().store.outbox_stats().await.ok();
+        body["helpdesk"] = serde_json::json!({
+            "adapter": outbox.helpdesk_name(),
+            "tickets": counters.tickets.load(Relaxed),
+            "rate_limited": counters.rate_limited.load(Relaxed),
+            "unavailable": counters.unavailable.load(Relaxed),
+            "refused": counters.refused.load(Relaxed),
+            "last_error": counters.last_error(),
+            "outbox_queued": stats.map(|stats| stats.queued),
+            "latency_ms": {
+                "p50": counters.latency_ms(0.5),
+                "p95": counters.latency_ms(0.95),
+            },
+        });
+        if state.engine.ports().mailer.is_some() {
+            let email = state.engine.email_counters();
+            body["email"] = serde_json::json!({
+                "sent": email.sent.load(Relaxed),
+                "failed": email.failed.load(Relaxed),
+            });
+        }
+    }
     if readiness.is_ready() {
         HttpResponse::Ok().json(body)
     } else {

@@ -130,6 +130,14 @@ impl ReplayGuard {
         seen.insert(id.to_string(), now);
         Ok(())
     }
+
+    /// Forgets `id` (its delivery failed on our side, so the helpdesk's retry must be taken).
+    pub fn forget(&self, id: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
 }
 
 #[cfg(test)]

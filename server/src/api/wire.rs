@@ -315,10 +315,11 @@ pub fn timestamp(at: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
-/// The frame a stored event is delivered (or replayed) as. A visitor message becomes its `ack`.
-pub fn event_frame(event: &StoredEvent) -> ServerFrame {
+/// The frame a stored event is delivered (or replayed) as. A visitor message becomes its `ack`;
+/// an internal note is for the team only (`None`: never sent to the visitor).
+pub fn event_frame(event: &StoredEvent) -> Option<ServerFrame> {
     let event_id = event.event_id.get();
-    match &event.kind {
+    Some(match &event.kind {
         EventKind::VisitorMessage {
             message_id,
             client_message_id,
@@ -369,7 +370,8 @@ pub fn event_frame(event: &StoredEvent) -> ServerFrame {
             event_id,
             csat_requested: *csat_requested,
         },
-    }
+        EventKind::InternalNote { .. } => return None,
+    })
 }
 
 /// The `welcome.history` entry of a message event (`None` for state changes).
@@ -392,7 +394,7 @@ pub fn history_entry(event: &StoredEvent) -> Option<HistoryEntry> {
             message,
             ..
         } => (message_id, Role::System, message, None),
-        EventKind::ConversationClosed { .. } => return None,
+        EventKind::ConversationClosed { .. } | EventKind::InternalNote { .. } => return None,
     };
     Some(HistoryEntry {
         message_id: message_id.to_string(),

@@ -52,6 +52,7 @@ pub async fn upgrade(
         queue: VecDeque::new(),
         last_sent: EventId::ZERO,
         fragments: None,
+        socket_id: uuid::Uuid::new_v4().to_string(),
     };
     actix_web::rt::spawn(
         connection
@@ -116,6 +117,9 @@ struct Connection {
     /// Highest event id delivered on this socket: stored events are forwarded once, in order.
     last_sent: EventId,
     fragments: Option<Fragments>,
+    /// This socket's id in the conversation's presence (agents' replies are emailed when no
+    /// socket shows the conversation).
+    socket_id: String,
 }
 
 /// What the running turn did next.
@@ -222,12 +226,22 @@ impl Connection {
                     if self.session.ping(b"").await.is_err() {
                         break Exit::Gone;
                     }
+                    if let Some(open) = &self.open {
+                        self.engine
+                            .visitor_present(&open.context, &self.socket_id, heartbeat * 2)
+                            .await;
+                    }
                 }
             }
         };
         if let Some(running) = self.turn.take() {
             // The visitor left mid-answer: stop the turn (an LLM stream is dropped with it).
             running.handle.abort();
+        }
+        if let Some(open) = &self.open {
+            self.engine
+                .visitor_left(&open.context, &self.socket_id)
+                .await;
         }
         match exit {
             Exit::Gone => {}
@@ -289,7 +303,11 @@ impl Connection {
             return true;
         }
         self.last_sent = event.event_id;
-        self.send(&wire::event_frame(event)).await
+        match wire::event_frame(event) {
+            Some(frame) => self.send(&frame).await,
+            // Internal notes are for the team only.
+            None => true,
+        }
     }
 
     /// Delivers stored events until `event_id` has been sent (so an `ack` precedes the turn's
@@ -482,7 +500,10 @@ impl Connection {
             }
             ClientFrame::RequestHuman {} => match self.engine.request_human(&context).await {
                 Ok(requested) if requested.already_pending => {
-                    sent(self.send(&wire::event_frame(&requested.event)).await)
+                    match wire::event_frame(&requested.event) {
+                        Some(frame) => sent(self.send(&frame).await),
+                        None => Ok(()),
+                    }
                 }
                 Ok(requested) => sent(self.deliver_through(requested.event.event_id).await),
                 Err(err) => sent(self.send_engine_error(&err, None).await),
@@ -541,12 +562,15 @@ impl Connection {
         if !self.send(&welcome).await {
             return Err(Exit::Gone);
         }
-        for event in &opened.replay {
-            if !self.send(&wire::event_frame(event)).await {
+        for frame in opened.replay.iter().filter_map(wire::event_frame) {
+            if !self.send(&frame).await {
                 return Err(Exit::Gone);
             }
         }
         self.last_sent = opened.last_event_id;
+        self.engine
+            .visitor_present(&opened.context, &self.socket_id, self.limits.heartbeat * 2)
+            .await;
         self.open = Some(OpenConversation {
             context: opened.context,
             events: opened.events,

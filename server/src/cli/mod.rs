@@ -49,6 +49,9 @@ pub enum Command {
         #[command(subcommand)]
         command: EvalCommand,
     },
+    /// Read a password from standard input and print its Argon2id hash for
+    /// `[[helpdesk.inbox.agents]] password_hash`.
+    HashPassword,
 }
 
 #[derive(Debug, Subcommand)]

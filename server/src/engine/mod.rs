@@ -11,10 +11,13 @@ pub mod extractive;
 pub mod grounding;
 pub mod guard;
 pub mod human_request;
+pub mod inbox;
 pub mod llm_analysis;
 pub mod llm_answer;
+pub mod outbox;
 pub mod policy;
 pub mod replies;
+pub mod routing;
 pub mod summary;
 pub mod text;
 pub mod ticket;
@@ -24,9 +27,12 @@ use crate::config::{
 };
 use crate::domain::{
     Citation, Conversation, ConversationStatus, Csat, CsatRating, DecisionKind, DraftAnswer,
-    EmailAddress, EventKind, HandoffStatus, LlmUsage, PendingHandoff, ReasonCode, StoredEvent,
+    EmailAddress, EventKind, HandoffAnalysis, HandoffStatus, LlmUsage, PendingHandoff, ReasonCode,
+    StoredEvent,
 };
-use crate::ids::{AnswerId, ClientMessageId, ConversationId, EventId, MessageId, VisitorId};
+use crate::ids::{
+    AnswerId, ClientMessageId, ConversationId, EventId, HandoffId, MessageId, VisitorId,
+};
 use crate::ports::analyzer::{AnalysisRequest, Analyzer, TurnAnalysis};
 use crate::ports::answer::{
     AnswerGenerator, AnswerPiece, AnswerRequest, GenerateError, HistoryMessage,
@@ -70,6 +76,10 @@ pub struct Ports {
     pub chat: Option<Arc<dyn ChatModel>>,
     /// LLM spending per site and month (the budget).
     pub spend: Arc<dyn SpendLedger>,
+    /// Email to visitors who left (`None`: no `[email] smtp_url`).
+    pub mailer: Option<Arc<dyn crate::ports::mailer::Mailer>>,
+    /// Where handoff tickets go (the outbox calls it).
+    pub helpdesk: Arc<dyn crate::ports::helpdesk::Helpdesk>,
 }
 
 /// Engine errors; `crate::api` maps each to a wire error code.
@@ -261,6 +271,9 @@ pub struct Engine {
     max_message_chars: usize,
     llm: Option<LlmRuntime>,
     llm_counters: Arc<LlmCounters>,
+    outbox: Arc<outbox::Outbox>,
+    inbox: inbox::InboxAccounts,
+    email_counters: Arc<inbox::EmailCounters>,
 }
 
 /// The LLM answer path: the generator and what the engine checks around it.
@@ -352,9 +365,40 @@ impl Engine {
             Some(secret) => ResumeTokens::new(secret),
             None => ResumeTokens::random(),
         };
+        let sites: Vec<Arc<SiteSettings>> = settings.sites.iter().cloned().map(Arc::new).collect();
+        let outbox = Arc::new(outbox::Outbox::new(
+            ports.store.clone(),
+            ports.helpdesk.clone(),
+            ports.chat.clone(),
+            sites.clone(),
+            settings.outbox_poll,
+        ));
+        let mut accounts =
+            inbox::InboxAccounts::new(&settings.inbox, settings.server.resume_secret.as_ref());
+        if accounts.is_empty() && settings.helpdesk == crate::config::HelpdeskSettings::Inbox {
+            // A first run: one `admin` account until agents are configured.
+            let password = uuid::Uuid::new_v4().simple().to_string();
+            match inbox::hash_password(&password) {
+                Ok(hash) => {
+                    accounts.add(crate::config::InboxAgent {
+                        id: "admin".into(),
+                        name: "Support".into(),
+                        password_hash: crate::config::Secret::new(hash),
+                    });
+                    tracing::warn!(
+                        "inbox: no [[helpdesk.inbox.agents]] configured; sign in at /inbox as \
+                         \"admin\" with the one-time password {password} (valid until restart)"
+                    );
+                }
+                Err(err) => tracing::warn!(error = %err, "inbox: cannot create the admin account"),
+            }
+        }
         Self {
             ports: ports.clone(),
-            sites: settings.sites.iter().cloned().map(Arc::new).collect(),
+            sites,
+            outbox,
+            inbox: accounts,
+            email_counters: Arc::new(inbox::EmailCounters::default()),
             tokens,
             limiter: MessageRateLimiter::new(
                 settings.ws.messages_per_minute,
@@ -378,6 +422,21 @@ impl Engine {
             }),
             llm_counters: Arc::new(LlmCounters::default()),
         }
+    }
+
+    /// Emails sent to visitors who left.
+    pub fn email_counters(&self) -> &inbox::EmailCounters {
+        &self.email_counters
+    }
+
+    /// The inbox's agents and sessions.
+    pub fn inbox_accounts(&self) -> &inbox::InboxAccounts {
+        &self.inbox
+    }
+
+    /// The handoff outbox (its worker runs beside the server; tests drive it directly).
+    pub fn outbox(&self) -> &Arc<outbox::Outbox> {
+        &self.outbox
     }
 
     /// What happened to LLM answers since start-up.
@@ -825,7 +884,9 @@ impl Engine {
                 reasons,
                 immediate: true,
             } => {
-                let requested = self.hand_off(context, reasons.clone(), None).await?;
+                let requested = self
+                    .hand_off(context, reasons.clone(), summary.analysis.as_ref())
+                    .await?;
                 summary.outcome = TurnOutcome::HandedOff;
                 summary.reasons = reasons;
                 summary.event_id = Some(requested.event.event_id);
@@ -884,7 +945,12 @@ impl Engine {
                 if produced.hand_off && !produced.shown {
                     // The model failed before showing anything: one handoff message, no answer.
                     let requested = self
-                        .hand_off_with(context, produced.reasons.clone(), None, Some(produced.text))
+                        .hand_off_with(
+                            context,
+                            produced.reasons.clone(),
+                            summary.analysis.as_ref(),
+                            Some(produced.text),
+                        )
                         .await?;
                     summary.outcome = TurnOutcome::HandedOff;
                     summary.reasons = produced.reasons;
@@ -921,7 +987,7 @@ impl Engine {
                         .hand_off_with(
                             context,
                             reasons,
-                            None,
+                            summary.analysis.as_ref(),
                             Some(replies::LLM_HANDOFF_AFTER_CUT.to_string()),
                         )
                         .await?;
@@ -962,16 +1028,21 @@ impl Engine {
                         LlmUsage::sum(produced.usage, analysis_usage.clone()),
                     )
                     .await?;
+                let team = routing::route(&context.site.routing, summary.analysis.as_ref());
                 let pending = PendingHandoff {
+                    handoff_id: HandoffId::generate(),
                     reasons: Vec::new(),
                     event_id: event.event_id,
                     requested_at: OffsetDateTime::now_utc(),
                     draft: Some(draft),
+                    team: team.map(|team| team.id.clone()),
+                    analysis: summary.analysis.as_ref().map(handoff_analysis),
                 };
                 self.ports
                     .store
                     .put_pending_handoff(&context.site.id, &context.conversation_id, pending)
                     .await?;
+                self.outbox.wake();
                 summary.outcome = TurnOutcome::Answered(DecisionKind::Draft);
                 summary.event_id = Some(event.event_id);
             }
@@ -1290,9 +1361,9 @@ impl Engine {
         &self,
         context: &ConversationContext,
         reasons: Vec<ReasonCode>,
-        team: Option<String>,
+        analysis: Option<&TurnAnalysis>,
     ) -> Result<HandoffRequested, EngineError> {
-        self.hand_off_with(context, reasons, team, None).await
+        self.hand_off_with(context, reasons, analysis, None).await
     }
 
     /// [`Self::hand_off`] with the visitor's message chosen by the caller.
@@ -1300,34 +1371,38 @@ impl Engine {
         &self,
         context: &ConversationContext,
         reasons: Vec<ReasonCode>,
-        team: Option<String>,
+        analysis: Option<&TurnAnalysis>,
         message: Option<String>,
     ) -> Result<HandoffRequested, EngineError> {
+        let team = routing::route(&context.site.routing, analysis);
         // Created by its first message or handoff; after that the store checks (atomically)
         // that the conversation is open.
         if !context.persisted.load(Ordering::Acquire) {
             self.ensure_persisted(context).await?;
         }
         let message = message.unwrap_or_else(|| {
-            team.as_deref().map_or_else(
+            team.map_or_else(
                 || replies::HANDOFF_PENDING.to_string(),
-                replies::handoff_pending_to,
+                |team| replies::handoff_pending_to(&team.name),
             )
         });
         let now = OffsetDateTime::now_utc();
         let announcement = EventKind::Handoff {
             message_id: MessageId::generate(),
             status: HandoffStatus::Pending,
-            team,
+            team: team.map(|team| team.name.clone()),
             message,
             reasons: reasons.clone(),
         };
         let handoff = PendingHandoff {
+            handoff_id: HandoffId::generate(),
             reasons,
             // Set by the store to the announcing event's id.
             event_id: EventId::ZERO,
             requested_at: now,
             draft: None,
+            team: team.map(|team| team.id.clone()),
+            analysis: analysis.map(handoff_analysis),
         };
         // One atomic store call: two instances (or tabs) asking at once open one handoff.
         let store = &self.ports.store;
@@ -1344,10 +1419,13 @@ impl Engine {
             other => other?,
         };
         match opened {
-            OpenedHandoff::Opened(event) => Ok(HandoffRequested {
-                event,
-                already_pending: false,
-            }),
+            OpenedHandoff::Opened(event) => {
+                self.outbox.wake();
+                Ok(HandoffRequested {
+                    event,
+                    already_pending: false,
+                })
+            }
             OpenedHandoff::AlreadyPending(event) => Ok(HandoffRequested {
                 event,
                 already_pending: true,
@@ -1474,6 +1552,16 @@ impl Engine {
                 detail: down.map(|why| format!("{why}; answering extractively for now")),
             });
         }
+        // The helpdesk is optional too: handoffs wait in the outbox while it fails.
+        let last_error = self.outbox.counters().last_error();
+        parts.push(PartStatus {
+            name: "helpdesk",
+            adapter: self.outbox.helpdesk_name(),
+            ok: last_error.is_none(),
+            required: false,
+            detail: last_error
+                .map(|why| format!("{why}; handoffs wait in the outbox and are retried")),
+        });
         Readiness { parts }
     }
 }
@@ -1573,6 +1661,21 @@ pub fn retrieval_signals(question: &str, result: &SearchResult) -> RetrievalSign
         n_citable_hits: citable.len(),
         confidence: result.confidence,
         keyword_coverage,
+    }
+}
+
+/// What a ticket shows of a turn's analysis.
+fn handoff_analysis(analysis: &TurnAnalysis) -> HandoffAnalysis {
+    HandoffAnalysis {
+        category: analysis
+            .category
+            .as_ref()
+            .map(|found| match &found.subcategory {
+                Some(sub) => format!("{}/{sub}", found.category),
+                None => found.category.clone(),
+            }),
+        priority: analysis.priority,
+        language: analysis.language.clone(),
     }
 }
 

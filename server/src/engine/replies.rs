@@ -25,6 +25,11 @@ They'll see everything you've written here, so you won't need to repeat yourself
     )
 }
 
+/// An inbox agent took the conversation (`handoff{status: assigned}`).
+pub fn agent_joined(agent_name: &str) -> String {
+    format!("{agent_name} from our team has joined the conversation.")
+}
+
 /// A draft answer is waiting for an agent's approval.
 pub const DRAFT_PENDING: &str = "Thanks, I've passed this to our team so a person can check it before anything is done. \
 They'll reply here shortly, and they'll see everything you've written.";

@@ -1,7 +1,9 @@
 //! The ticket of a handoff: everything the agent needs so the visitor does not repeat
-//! anything — a short summary, why the assistant handed off, what it already tried (its answers
-//! and the articles it cited, with links), the visitor (verified user id, email, page, locale)
-//! and the whole transcript. Plain text: each helpdesk adapter formats it (Zendesk as an
+//! anything — a short summary, why the assistant handed off, the team, the classification
+//! (category, priority, language) and the visitor's sentiment message by message (VADER
+//! compound, Hutto & Gilbert 2014), what the assistant already tried (its answers and the
+//! articles it cited, with links), the visitor (verified user id, email, page, locale) and the
+//! whole transcript. Plain text: each helpdesk adapter formats it (Zendesk as an
 //! internal note, Freshdesk as HTML).
 //!
 //! Built only from what the store keeps (the conversation and its events), so a ticket can be
@@ -9,6 +11,7 @@
 
 use crate::config::Priority;
 use crate::domain::{Conversation, EventKind, PendingHandoff, StoredEvent};
+use crate::engine::analysis::vader;
 use crate::engine::summary::{Speaker, Summary, TranscriptLine, transcript_text};
 use crate::ports::helpdesk::{Requester, TicketRequest};
 
@@ -40,15 +43,19 @@ pub fn transcript(events: &[StoredEvent]) -> Vec<TranscriptLine> {
         .collect()
 }
 
-/// The ticket for `handoff` of `conversation`, whose events are `events`.
+/// The ticket for `handoff` of `conversation`, whose events are `events`; `team` is the
+/// routed team's visitor-safe name. The priority is the analysis's (`normal` without one).
 pub fn compose(
-    handoff_id: &str,
     conversation: &Conversation,
     handoff: &PendingHandoff,
     events: &[StoredEvent],
     summary: &Summary,
-    priority: Priority,
+    team: Option<&str>,
 ) -> TicketRequest {
+    let priority = handoff
+        .analysis
+        .as_ref()
+        .map_or(Priority::Normal, |analysis| analysis.priority);
     let first_question = events.iter().find_map(|e| match &e.kind {
         EventKind::VisitorMessage { text, .. } => Some(text.as_str()),
         _ => None,
@@ -76,6 +83,32 @@ pub fn compose(
             reasons.join(", ")
         }
     ));
+    if let Some(team) = team {
+        body.push_str(&format!("Team: {team}\n"));
+    }
+    if let Some(analysis) = &handoff.analysis {
+        body.push_str(&format!(
+            "Classification: {}, priority {}, language {}\n",
+            analysis.category.as_deref().unwrap_or("unclassified"),
+            analysis.priority.as_str(),
+            analysis.language.as_deref().unwrap_or("unknown"),
+        ));
+    }
+    let sentiments: Vec<String> = events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::VisitorMessage { text, .. } => {
+                Some(format!("{:+.2}", vader::compound(text)))
+            }
+            _ => None,
+        })
+        .collect();
+    if !sentiments.is_empty() {
+        body.push_str(&format!(
+            "Visitor sentiment by message (-1..1): {}\n",
+            sentiments.join(", ")
+        ));
+    }
     let mut tried = Vec::new();
     for event in events {
         if let EventKind::AssistantAnswer { sources, .. } = &event.kind {
@@ -116,8 +149,11 @@ pub fn compose(
     body.push_str(&transcript_text(&transcript(events)));
     let mut tags = vec!["frontdesk".to_string()];
     tags.extend(reasons.iter().map(|r| r.to_string()));
+    if let Some(team) = &handoff.team {
+        tags.push(format!("team_{team}"));
+    }
     TicketRequest {
-        handoff_id: handoff_id.to_string(),
+        handoff_id: handoff.handoff_id.to_string(),
         subject,
         body,
         requester: Requester {
@@ -138,11 +174,12 @@ pub fn compose(
 mod tests {
     use super::*;
     use crate::domain::{
-        Citation, ConversationStatus, DecisionKind, EmailAddress, HandoffStatus, ReasonCode,
+        Citation, ConversationStatus, DecisionKind, EmailAddress, HandoffAnalysis, HandoffStatus,
+        ReasonCode,
     };
     use crate::engine::summary::SummarySource;
     use crate::ids::{
-        AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
+        AnswerId, ClientMessageId, ConversationId, EventId, HandoffId, MessageId, SiteId, VisitorId,
     };
     use time::macros::datetime;
 
@@ -169,6 +206,7 @@ mod tests {
             page_url: Some("https://shop.example/checkout".into()),
             contact_email: Some(EmailAddress::parse("ana@example.com").unwrap()),
             csat: None,
+            assignee: None,
         };
         let events = vec![
             event(
@@ -209,34 +247,47 @@ mod tests {
             ),
         ];
         let handoff = PendingHandoff {
+            handoff_id: HandoffId::parse("0193e6a4-7b1c-7000-8000-000000000001").unwrap(),
             reasons: vec![ReasonCode::BillingDispute],
             event_id: EventId(3),
             requested_at: datetime!(2026-12-01 10:01 UTC),
             draft: None,
+            team: Some("billing".into()),
+            analysis: Some(HandoffAnalysis {
+                category: Some("billing".into()),
+                priority: Priority::High,
+                language: Some("en".into()),
+            }),
         };
         let summary = Summary {
             text: "Charged twice; wants a refund.".into(),
             source: SummarySource::Extractive,
         };
         let ticket = compose(
-            "h-1",
             &conversation,
             &handoff,
             &events,
             &summary,
-            Priority::High,
+            Some("billing team"),
         );
         assert_eq!(
             ticket.subject,
             "I was charged twice for my order this month and want my money back"
         );
-        assert_eq!(ticket.tags, vec!["frontdesk", "billing_dispute"]);
+        assert_eq!(ticket.handoff_id, "0193e6a4-7b1c-7000-8000-000000000001");
+        assert_eq!(
+            ticket.tags,
+            vec!["frontdesk", "billing_dispute", "team_billing"]
+        );
         assert_eq!(ticket.priority, Priority::High);
         assert_eq!(ticket.requester.email.as_deref(), Some("ana@example.com"));
         assert_eq!(ticket.requested_at, handoff.requested_at);
         let expected = format!(
             "Summary: Charged twice; wants a refund.\n\
              Why the assistant handed off: billing_dispute\n\
+             Team: billing team\n\
+             Classification: billing, priority high, language en\n\
+             Visitor sentiment by message (-1..1): {:+.2}\n\
              Articles the assistant already pointed to:\n\
              - Refund policy (/refunds/policy)\n\
              \nVisitor:\n\
@@ -248,6 +299,7 @@ mod tests {
              \nTranscript:\n\
              Visitor: I was charged twice for my order this month and want my money back\n\
              Assistant: Refunds take 5 business days.\n",
+            vader::compound("I was charged twice for my order this month and want my money back"),
             conversation.id
         );
         assert_eq!(ticket.body, expected);

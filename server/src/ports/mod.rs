@@ -4,17 +4,21 @@
 //!
 //! | port | adapters in this build |
 //! | --- | --- |
-//! | [`ConversationStore`](store::ConversationStore) | in-memory ([`crate::adapters::memory_store`]) |
+//! | [`ConversationStore`](store::ConversationStore) | in-memory ([`crate::adapters::memory_store`]), Redis ([`crate::adapters::redis_store`]) |
 //! | [`Retriever`](retriever::Retriever) | the kb knowledge base ([`crate::adapters::kb_retriever`]) |
 //! | [`AnswerGenerator`](answer::AnswerGenerator) | extractive ([`crate::engine::extractive`]) |
 //! | [`QueryEmbedder`](embedder::QueryEmbedder) | the kb embedder ([`crate::adapters::kb_embedder`]) |
-//! | [`Analyzer`](analyzer::Analyzer) | local ([`crate::engine::analysis::LocalAnalyzer`]) |
+//! | [`Analyzer`](analyzer::Analyzer) | local ([`crate::engine::analysis::LocalAnalyzer`]), LLM ([`crate::engine::llm_analysis::LlmAnalyzer`]) |
+//! | [`ChatModel`](chat::ChatModel) | OpenAI-compatible ([`crate::adapters::openai_chat`]) |
+//! | [`Helpdesk`](helpdesk::Helpdesk) | built-in inbox, Zendesk, Freshdesk ([`crate::adapters::inbox`], [`crate::adapters::zendesk`], [`crate::adapters::freshdesk`]) |
+//! | [`Mailer`](mailer::Mailer) | SMTP ([`crate::adapters::smtp`]) |
 
 pub mod analyzer;
 pub mod answer;
 pub mod chat;
 pub mod embedder;
 pub mod helpdesk;
+pub mod mailer;
 pub mod retriever;
 pub mod spend;
 pub mod store;

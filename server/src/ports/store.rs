@@ -6,7 +6,8 @@
 //! delivers events appended by any instance (Redis pub/sub or streams) in event-id order.
 
 use crate::domain::{
-    Conversation, ConversationStatus, Csat, EmailAddress, EventKind, PendingHandoff, StoredEvent,
+    Conversation, ConversationStatus, Csat, EmailAddress, EventKind, HandoffTicket, PendingHandoff,
+    StoredEvent,
 };
 use crate::ids::{
     AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
@@ -74,6 +75,24 @@ pub enum OpenedHandoff {
     AlreadyPending(StoredEvent),
     /// The conversation is closed: nothing was stored.
     ConversationClosed,
+}
+
+/// A handoff the outbox claimed for delivery to the helpdesk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueHandoff {
+    pub site: SiteId,
+    pub conversation: ConversationId,
+    /// Failed attempts so far (0 for a first attempt).
+    pub attempts: u32,
+}
+
+/// The outbox's size, for `/readyz` and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxStats {
+    /// Handoffs waiting for their ticket (due now, leased, or waiting to retry).
+    pub queued: u64,
+    /// When the longest-waiting one is due next (`None` when empty).
+    pub oldest_due: Option<OffsetDateTime>,
 }
 
 /// Events of one conversation as they are appended (by any instance), in event-id order.
@@ -158,7 +177,9 @@ pub trait ConversationStore: Send + Sync {
         id: &ConversationId,
     ) -> Result<EventStream, StoreError>;
 
-    /// Records a pending handoff and moves the conversation to `waiting_for_agent`.
+    /// Records a pending handoff and moves the conversation to `waiting_for_agent`; like
+    /// [`Self::open_handoff`], it enters the outbox and the site's queue in the same step.
+    /// A pending handoff it replaces keeps its `handoff_id` (one ticket per handoff).
     /// `NotFound` if no conversation.
     async fn put_pending_handoff(
         &self,
@@ -170,9 +191,12 @@ pub trait ConversationStore: Send + Sync {
     /// Opens a handoff, atomically: unless a handoff announced by a `Handoff` event is already
     /// pending, appends `announcement` (an [`EventKind::Handoff`]), records `handoff` with its
     /// `event_id` set to the new event's id, and moves the conversation to
-    /// `waiting_for_agent`. When one is pending, stores nothing and returns its event as
-    /// `AlreadyPending` (so two instances handling the same request store one handoff). A
-    /// pending draft (announced by an answer) is replaced. A closed conversation gets none
+    /// `waiting_for_agent`, in one atomic step with entering the handoff in the outbox (due
+    /// now: see [`Self::claim_due_handoffs`]) and the site's queue ([`Self::handoff_queue`]),
+    /// so a handoff that was recorded is always delivered. When one is pending, stores
+    /// nothing and returns its event as `AlreadyPending` (so two instances handling the same
+    /// request store one handoff). A pending draft (announced by an answer) is replaced and
+    /// its `handoff_id` kept. A closed conversation gets none
     /// (`ConversationClosed`). `Rejected` if `announcement` is not a `Handoff`; `NotFound` if
     /// no conversation.
     async fn open_handoff(
@@ -241,6 +265,104 @@ pub trait ConversationStore: Send + Sync {
     async fn delete_visitor(&self, site: &SiteId, visitor: &VisitorId)
     -> Result<usize, StoreError>;
 
+    /// Claims up to `limit` handoffs of any site whose delivery is due at `now` (oldest due
+    /// first), leasing each until `lease_until`: until then no other claim returns it, and
+    /// after it (a worker that died mid-attempt) it is due again. Atomic across instances.
+    async fn claim_due_handoffs(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueHandoff>, StoreError>;
+
+    /// Schedules the next delivery attempt of a claimed handoff at `at` and counts a failed
+    /// attempt. Does nothing if the handoff left the outbox meanwhile.
+    async fn retry_handoff_at(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Records the ticket created for the pending handoff `ticket.handoff_id` (and indexes it
+    /// by helpdesk and ticket id for [`Self::ticket_conversation`]), and takes the handoff out
+    /// of the outbox. When that handoff is no longer pending (resolved, erased), records
+    /// nothing and returns `false`; the outbox entry is dropped unless another handoff of the
+    /// conversation is pending (it has its own delivery).
+    async fn record_ticket(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        ticket: HandoffTicket,
+    ) -> Result<bool, StoreError>;
+
+    /// The last ticket recorded for the conversation, if any.
+    async fn handoff_ticket(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<Option<HandoffTicket>, StoreError>;
+
+    /// The conversation a helpdesk's ticket belongs to (for its webhooks), if any.
+    async fn ticket_conversation(
+        &self,
+        helpdesk: &str,
+        ticket_id: &str,
+    ) -> Result<Option<(SiteId, ConversationId)>, StoreError>;
+
+    /// Size of the outbox.
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
+
+    /// The site's open handoffs (pending or assigned), in the order they entered the queue.
+    async fn handoff_queue(&self, site: &SiteId) -> Result<Vec<ConversationId>, StoreError>;
+
+    /// Assigns the conversation's pending handoff to `agent` (replacing any assignee) and moves
+    /// it to `with_agent`. `NotFound` if no conversation; `Rejected` if no handoff is pending.
+    async fn assign_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        agent: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Ends the pending handoff without closing the conversation (a draft approved or
+    /// rejected; the agent hands back to the assistant): drops the pending record and the
+    /// assignee, leaves the queue, and the assistant answers again (`bot`). A closed
+    /// conversation stays closed. `NotFound` if no conversation.
+    async fn resolve_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Records that socket `socket` (any instance) shows the conversation to its visitor until
+    /// `until`; sockets refresh it every heartbeat.
+    async fn touch_presence(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        socket: &str,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Socket `socket` closed.
+    async fn clear_presence(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        socket: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Whether any socket shows the conversation at `now` (else an agent's reply is emailed).
+    async fn is_present(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
     /// How long until the conversation expires: `Some` only for a closed conversation
     /// (`store.closed_ttl` after its `status_changed_at`, saturating at zero), `None` while it
     /// is open (open conversations and open handoffs never expire). `NotFound` if the
@@ -257,7 +379,8 @@ pub trait ConversationStore: Send + Sync {
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance {
     use super::*;
-    use crate::domain::{Citation, DecisionKind, HandoffStatus, ReasonCode};
+    use crate::domain::{Citation, DecisionKind, HandoffStatus, HandoffTicket, ReasonCode};
+    use crate::ids::HandoffId;
     use futures_util::StreamExt;
 
     fn new_conversation(site: &SiteId) -> NewConversation {
@@ -321,6 +444,9 @@ pub mod conformance {
         replay_then_live_events_meet_exactly_once(store).await;
         records_handoffs_feedback_csat_contact(store).await;
         racing_handoffs_open_one(store).await;
+        handoffs_wait_in_the_outbox_until_their_ticket_is_recorded(store).await;
+        the_queue_holds_open_handoffs_until_resolved_or_closed(store).await;
+        presence_lasts_while_any_socket_refreshes_it(store).await;
         messages_carry_the_status_and_closed_conversations_take_none(store).await;
         unknown_conversations_are_not_found(store).await;
         only_closed_conversations_expire(store, closed_ttl).await;
@@ -558,6 +684,9 @@ pub mod conformance {
             .await
             .expect("append");
         let handoff = PendingHandoff {
+            handoff_id: HandoffId::generate(),
+            team: None,
+            analysis: None,
             reasons: vec![ReasonCode::RequestedHuman],
             event_id: event.event_id,
             requested_at: now,
@@ -814,6 +943,9 @@ pub mod conformance {
                 &site,
                 &new.id,
                 PendingHandoff {
+                    handoff_id: HandoffId::generate(),
+                    team: None,
+                    analysis: None,
                     reasons: vec![ReasonCode::RequestedHuman],
                     event_id: EventId(1),
                     requested_at: OffsetDateTime::now_utc(),
@@ -887,6 +1019,9 @@ pub mod conformance {
                 &site,
                 &theirs[0].0,
                 PendingHandoff {
+                    handoff_id: HandoffId::generate(),
+                    team: None,
+                    analysis: None,
                     reasons: vec![ReasonCode::RequestedHuman],
                     event_id: EventId(2),
                     requested_at: now,
@@ -970,6 +1105,282 @@ pub mod conformance {
             "erasure is idempotent"
         );
     }
+    /// A conversation is present while one of its sockets has touched it recently; closing
+    /// one of two tabs leaves it present; a socket that stopped refreshing (its instance died)
+    /// stops counting when its time runs out.
+    async fn presence_lasts_while_any_socket_refreshes_it(store: &dyn ConversationStore) {
+        let site = SiteId::parse("presence").expect("valid");
+        let id = ConversationId::generate();
+        let now = OffsetDateTime::now_utc();
+        assert!(!store.is_present(&site, &id, now).await.expect("present"));
+        let minute = Duration::from_secs(60);
+        store
+            .touch_presence(&site, &id, "tab-1", now + minute)
+            .await
+            .expect("touch");
+        store
+            .touch_presence(&site, &id, "tab-2", now + minute * 2)
+            .await
+            .expect("touch");
+        assert!(store.is_present(&site, &id, now).await.expect("present"));
+        store
+            .clear_presence(&site, &id, "tab-2")
+            .await
+            .expect("clear");
+        assert!(
+            store.is_present(&site, &id, now).await.expect("present"),
+            "another tab still shows it"
+        );
+        assert!(
+            !store
+                .is_present(&site, &id, now + minute + Duration::from_secs(1))
+                .await
+                .expect("present"),
+            "a socket that stopped refreshing no longer counts"
+        );
+        store
+            .clear_presence(&site, &id, "tab-1")
+            .await
+            .expect("clear");
+        assert!(!store.is_present(&site, &id, now).await.expect("present"));
+    }
+
+    /// Claims of `site`'s handoffs (the outbox is shared by every site and test).
+    async fn claim(
+        store: &dyn ConversationStore,
+        site: &SiteId,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Vec<DueHandoff> {
+        store
+            .claim_due_handoffs(now, now + lease, 10_000)
+            .await
+            .expect("claim")
+            .into_iter()
+            .filter(|due| &due.site == site)
+            .collect()
+    }
+
+    /// A handoff enters the outbox with the handoff itself; a claim leases it (no second
+    /// claim until the lease ends); a retry counts the attempt and waits; recording the ticket
+    /// takes it out for good and indexes the ticket. A ticket for a handoff that is no longer
+    /// pending is not recorded.
+    async fn handoffs_wait_in_the_outbox_until_their_ticket_is_recorded(
+        store: &dyn ConversationStore,
+    ) {
+        let site = SiteId::parse("outbox").expect("valid");
+        let new = new_conversation(&site);
+        store
+            .create_conversation(new.clone())
+            .await
+            .expect("create");
+        let now = OffsetDateTime::now_utc();
+        let requested = PendingHandoff {
+            handoff_id: HandoffId::generate(),
+            team: Some("billing".into()),
+            analysis: None,
+            reasons: vec![ReasonCode::RequestedHuman],
+            event_id: EventId::ZERO,
+            requested_at: now,
+            draft: None,
+        };
+        store
+            .open_handoff(&site, &new.id, handoff_announcement(), requested.clone())
+            .await
+            .expect("open");
+        let lease = Duration::from_secs(60);
+        let first = claim(store, &site, now, lease).await;
+        assert_eq!(
+            first,
+            vec![DueHandoff {
+                site: site.clone(),
+                conversation: new.id,
+                attempts: 0
+            }],
+            "a new handoff is due at once"
+        );
+        assert!(
+            claim(store, &site, now, lease).await.is_empty(),
+            "a leased handoff is not claimed twice"
+        );
+        let after_lease = now + lease + Duration::from_secs(1);
+        assert_eq!(
+            claim(store, &site, after_lease, lease).await.len(),
+            1,
+            "a lease that ran out (the worker died) makes it due again"
+        );
+        store
+            .retry_handoff_at(&site, &new.id, now + Duration::from_secs(5))
+            .await
+            .expect("retry");
+        assert!(
+            claim(store, &site, now + Duration::from_secs(4), lease)
+                .await
+                .is_empty()
+        );
+        let retried = claim(store, &site, now + Duration::from_secs(6), lease).await;
+        assert_eq!(retried.len(), 1);
+        assert_eq!(retried[0].attempts, 1, "the failed attempt is counted");
+        let ticket = HandoffTicket {
+            handoff_id: requested.handoff_id,
+            helpdesk: "zendesk".into(),
+            id: "35436".into(),
+            url: Some("https://acme.zendesk.com/agent/tickets/35436".into()),
+            created_at: now,
+        };
+        let stale = HandoffTicket {
+            handoff_id: HandoffId::generate(),
+            ..ticket.clone()
+        };
+        assert!(
+            !store
+                .record_ticket(&site, &new.id, stale)
+                .await
+                .expect("record"),
+            "a ticket of another handoff is not recorded"
+        );
+        assert!(
+            store
+                .record_ticket(&site, &new.id, ticket.clone())
+                .await
+                .expect("record")
+        );
+        assert_eq!(
+            store.handoff_ticket(&site, &new.id).await.expect("get"),
+            Some(ticket)
+        );
+        assert_eq!(
+            store
+                .ticket_conversation("zendesk", "35436")
+                .await
+                .expect("index"),
+            Some((site.clone(), new.id))
+        );
+        assert_eq!(
+            store
+                .ticket_conversation("freshdesk", "35436")
+                .await
+                .expect("index"),
+            None
+        );
+        let later = now + Duration::from_secs(3600);
+        assert!(
+            claim(store, &site, later, lease).await.is_empty(),
+            "a recorded ticket leaves the outbox"
+        );
+        assert!(store.outbox_stats().await.is_ok());
+        // Erasing the visitor erases the ticket index too.
+        store
+            .delete_visitor(&site, &new.visitor)
+            .await
+            .expect("delete");
+        assert_eq!(
+            store
+                .ticket_conversation("zendesk", "35436")
+                .await
+                .expect("index"),
+            None
+        );
+    }
+
+    /// The site's queue lists open handoffs in arrival order; assigning moves the conversation
+    /// to `with_agent` with its assignee; resolving (or closing) takes it out of the queue and
+    /// the outbox, and the assistant answers again.
+    async fn the_queue_holds_open_handoffs_until_resolved_or_closed(store: &dyn ConversationStore) {
+        let site = SiteId::parse("queue").expect("valid");
+        let mut ids = Vec::new();
+        let start = OffsetDateTime::now_utc();
+        for n in 0..3 {
+            let new = new_conversation(&site);
+            store
+                .create_conversation(new.clone())
+                .await
+                .expect("create");
+            let requested = PendingHandoff {
+                handoff_id: HandoffId::generate(),
+                team: None,
+                analysis: None,
+                reasons: vec![ReasonCode::RequestedHuman],
+                event_id: EventId::ZERO,
+                requested_at: start + Duration::from_secs(n),
+                draft: None,
+            };
+            store
+                .open_handoff(&site, &new.id, handoff_announcement(), requested)
+                .await
+                .expect("open");
+            ids.push(new.id);
+        }
+        assert_eq!(store.handoff_queue(&site).await.expect("queue"), ids);
+        assert!(matches!(
+            store
+                .assign_handoff(&site, &ConversationId::generate(), "sam", start)
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+        store
+            .assign_handoff(&site, &ids[0], "sam", start)
+            .await
+            .expect("assign");
+        let assigned = store
+            .conversation(&site, &ids[0])
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(assigned.assignee.as_deref(), Some("sam"));
+        assert_eq!(assigned.status, ConversationStatus::WithAgent);
+        assert_eq!(
+            store.handoff_queue(&site).await.expect("queue"),
+            ids,
+            "an assigned handoff stays in the queue"
+        );
+        store
+            .resolve_handoff(&site, &ids[0], start)
+            .await
+            .expect("resolve");
+        let resolved = store
+            .conversation(&site, &ids[0])
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(resolved.status, ConversationStatus::Bot);
+        assert_eq!(resolved.assignee, None);
+        assert_eq!(
+            store.pending_handoff(&site, &ids[0]).await.expect("get"),
+            None
+        );
+        assert!(matches!(
+            store.assign_handoff(&site, &ids[0], "sam", start).await,
+            Err(StoreError::Rejected(_))
+        ));
+        store
+            .set_status(&site, &ids[1], ConversationStatus::Closed, start)
+            .await
+            .expect("close");
+        assert_eq!(
+            store.handoff_queue(&site).await.expect("queue"),
+            vec![ids[2]]
+        );
+        let due: Vec<ConversationId> = claim(
+            store,
+            &site,
+            start + Duration::from_secs(10),
+            Duration::from_secs(60),
+        )
+        .await
+        .into_iter()
+        .map(|due| due.conversation)
+        .collect();
+        assert!(
+            !due.contains(&ids[0]),
+            "a resolved handoff needs no ticket: {due:?}"
+        );
+        assert!(
+            due.contains(&ids[1]) && due.contains(&ids[2]),
+            "a closed conversation's handoff still gets its ticket: {due:?}"
+        );
+    }
+
     fn handoff_announcement() -> EventKind {
         EventKind::Handoff {
             message_id: MessageId::generate(),
@@ -994,11 +1405,15 @@ pub mod conformance {
             .append_event(&site, &new.id, answer(AnswerId::generate()), now)
             .await
             .expect("answer");
+        let draft_handoff_id = HandoffId::generate();
         store
             .put_pending_handoff(
                 &site,
                 &new.id,
                 PendingHandoff {
+                    handoff_id: draft_handoff_id,
+                    team: None,
+                    analysis: None,
                     reasons: Vec::new(),
                     event_id: draft.event_id,
                     requested_at: now,
@@ -1011,6 +1426,9 @@ pub mod conformance {
             .await
             .expect("draft");
         let requested = PendingHandoff {
+            handoff_id: HandoffId::generate(),
+            team: None,
+            analysis: None,
             reasons: vec![ReasonCode::BillingDispute],
             event_id: EventId::ZERO,
             requested_at: now,
@@ -1046,9 +1464,11 @@ pub mod conformance {
             store.pending_handoff(&site, &new.id).await.expect("get"),
             Some(PendingHandoff {
                 event_id: event.event_id,
+                handoff_id: draft_handoff_id,
                 ..requested.clone()
             }),
-            "the draft is replaced by the handoff, pointing at its event"
+            "the draft is replaced by the handoff, pointing at its event and keeping its \
+             handoff id (one ticket per handoff)"
         );
         let conversation = store
             .conversation(&site, &new.id)

@@ -1,0 +1,735 @@
+//! The built-in inbox (the default helpdesk): agent sign-in and what an agent does with a
+//! handed-off conversation — claim it, reply (relayed live to the visitor's widget on any
+//! instance, through the store's events), add internal notes, approve / edit / reject the
+//! assistant's draft, close it and ask for a rating.
+//!
+//! Sign-in: agents come from `[[helpdesk.inbox.agents]]` with Argon2id password hashes (PHC
+//! strings, RFC 9106). A session is a bearer token `agent.expiry.mac`, the MAC an HMAC-SHA256
+//! (RFC 2104) keyed like resume tokens, so every instance sharing `server.resume_secret`
+//! accepts it and nothing is stored.
+
+use crate::config::{InboxAgent, InboxSettings, Secret};
+use crate::domain::{
+    Conversation, ConversationStatus, EventKind, HandoffStatus, HandoffTicket, PendingHandoff,
+    StoredEvent,
+};
+use crate::engine::{Engine, EngineError, HISTORY_LIMIT};
+use crate::ids::{ConversationId, EventId, MessageId, SiteId};
+use crate::ports::store::StoreError;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Emails sent to visitors who left (this instance).
+#[derive(Debug, Default)]
+pub struct EmailCounters {
+    pub sent: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+/// Longest agent reply or note, in characters.
+pub const MAX_TEXT_CHARS: usize = 10_000;
+
+/// A signed-in agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: String,
+    /// Shown to the visitor with the agent's messages.
+    pub name: String,
+}
+
+/// A session handed out at sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// `Authorization: Bearer` value.
+    pub token: String,
+    pub agent: Agent,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Why signing in or a session failed (both answer 401; the message is safe to show).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignInError {
+    #[error("unknown agent or wrong password")]
+    BadCredentials,
+    #[error("the session is missing, invalid or expired; sign in again")]
+    BadSession,
+}
+
+/// Hashes `password` as an Argon2id PHC string (default parameters of the `argon2` crate:
+/// 19 MiB, 2 iterations, 1 lane, per OWASP's password storage guidance).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes())
+        .map_err(|err| format!("salt: {err}"))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|err| format!("cannot hash the password: {err}"))
+}
+
+/// The inbox's agents and sessions.
+pub struct InboxAccounts {
+    agents: Vec<InboxAgent>,
+    key: Vec<u8>,
+    session_ttl: Duration,
+}
+
+impl InboxAccounts {
+    /// Agents of `settings`, sessions keyed by `secret` (random when `None`: sessions then
+    /// work on this instance only and end with it).
+    pub fn new(settings: &InboxSettings, secret: Option<&Secret>) -> Self {
+        let key = match secret {
+            // A distinct key from the resume tokens' (same secret, different purpose).
+            Some(secret) => format!("inbox-session:{}", secret.expose()).into_bytes(),
+            None => {
+                let mut key = Vec::with_capacity(32);
+                key.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+                key.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+                key
+            }
+        };
+        Self {
+            agents: settings.agents.clone(),
+            key,
+            session_ttl: settings.session_ttl,
+        }
+    }
+
+    /// Adds an agent (the one-time `admin` of a first run).
+    pub fn add(&mut self, agent: InboxAgent) {
+        self.agents.push(agent);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.agents.is_empty()
+    }
+
+    fn mac(&self, agent: &str, expires: i64) -> HmacSha256 {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(agent.as_bytes());
+        mac.update(b"\n");
+        mac.update(expires.to_string().as_bytes());
+        mac
+    }
+
+    /// Checks the password (Argon2id, constant time) and opens a session.
+    ///
+    /// Errors: [`SignInError::BadCredentials`] for an unknown agent or a wrong password (the
+    /// same error, so agent ids cannot be probed).
+    pub fn sign_in(&self, agent_id: &str, password: &str) -> Result<Session, SignInError> {
+        let agent = self.agents.iter().find(|agent| agent.id == agent_id);
+        let Some(agent) = agent else {
+            return Err(SignInError::BadCredentials);
+        };
+        let hash = PasswordHash::new(agent.password_hash.expose())
+            .map_err(|_| SignInError::BadCredentials)?;
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .map_err(|_| SignInError::BadCredentials)?;
+        let expires_at = OffsetDateTime::now_utc() + self.session_ttl;
+        let expires = expires_at.unix_timestamp();
+        let mac = hex::encode(self.mac(&agent.id, expires).finalize().into_bytes());
+        Ok(Session {
+            token: format!("{}.{expires}.{mac}", agent.id),
+            agent: Agent {
+                id: agent.id.clone(),
+                name: agent.name.clone(),
+            },
+            expires_at,
+        })
+    }
+
+    /// The agent of a session token.
+    ///
+    /// Errors: [`SignInError::BadSession`] (malformed, forged, expired, or its agent was
+    /// removed from the config).
+    pub fn verify(&self, token: &str) -> Result<Agent, SignInError> {
+        let mut parts = token.rsplitn(3, '.');
+        let (Some(mac), Some(expires), Some(agent_id)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(SignInError::BadSession);
+        };
+        let expires: i64 = expires.parse().map_err(|_| SignInError::BadSession)?;
+        let mac = hex::decode(mac).map_err(|_| SignInError::BadSession)?;
+        self.mac(agent_id, expires)
+            .verify_slice(&mac)
+            .map_err(|_| SignInError::BadSession)?;
+        if expires < OffsetDateTime::now_utc().unix_timestamp() {
+            return Err(SignInError::BadSession);
+        }
+        let agent = self
+            .agents
+            .iter()
+            .find(|agent| agent.id == agent_id)
+            .ok_or(SignInError::BadSession)?;
+        Ok(Agent {
+            id: agent.id.clone(),
+            name: agent.name.clone(),
+        })
+    }
+}
+
+/// One entry of the inbox queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueItem {
+    pub conversation: Conversation,
+    pub handoff: Option<PendingHandoff>,
+    pub ticket: Option<HandoffTicket>,
+    /// The team's visitor-safe name.
+    pub team: Option<String>,
+    /// The visitor's first message.
+    pub preview: Option<String>,
+    /// 1-based place among the site's unassigned handoffs (`None` once assigned).
+    pub position: Option<usize>,
+}
+
+/// A conversation as the inbox shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxConversation {
+    pub conversation: Conversation,
+    pub handoff: Option<PendingHandoff>,
+    pub team: Option<String>,
+    pub ticket: Option<HandoffTicket>,
+    /// Every event, internal notes included.
+    pub events: Vec<StoredEvent>,
+}
+
+/// What an agent does to a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentAction {
+    Claim,
+    Reply(String),
+    Note(String),
+    /// Send the draft, as written or edited.
+    ApproveDraft(String),
+    RejectDraft,
+    Close,
+}
+
+fn checked_text(text: &str) -> Result<String, EngineError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(EngineError::BadRequest("the text is empty".into()));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(EngineError::BadRequest(format!(
+            "the text is longer than {MAX_TEXT_CHARS} characters"
+        )));
+    }
+    Ok(text.to_string())
+}
+
+impl Engine {
+    fn team_name(&self, site: &SiteId, handoff: Option<&PendingHandoff>) -> Option<String> {
+        let team_id = handoff?.team.as_deref()?;
+        let site = self.sites.iter().find(|s| &s.id == site)?;
+        site.routing
+            .teams
+            .iter()
+            .find(|team| team.id == team_id)
+            .map(|team| team.name.clone())
+    }
+
+    /// Every site's open handoffs, oldest first within a site.
+    ///
+    /// Errors: `Store`.
+    pub async fn inbox_queue(&self) -> Result<Vec<QueueItem>, EngineError> {
+        let store = &self.ports.store;
+        let mut items = Vec::new();
+        for site in &self.sites {
+            let mut position = 0;
+            for id in store.handoff_queue(&site.id).await? {
+                let Some(conversation) = store.conversation(&site.id, &id).await? else {
+                    continue;
+                };
+                let handoff = store.pending_handoff(&site.id, &id).await?;
+                let ticket = store.handoff_ticket(&site.id, &id).await?;
+                let preview = store
+                    .events_after(&site.id, &id, EventId::ZERO, 20)
+                    .await?
+                    .into_iter()
+                    .find_map(|event| match event.kind {
+                        EventKind::VisitorMessage { text, .. } => Some(text),
+                        _ => None,
+                    });
+                let waiting = conversation.status == ConversationStatus::WaitingForAgent
+                    && conversation.assignee.is_none();
+                if waiting {
+                    position += 1;
+                }
+                items.push(QueueItem {
+                    team: self.team_name(&site.id, handoff.as_ref()),
+                    conversation,
+                    handoff,
+                    ticket,
+                    preview,
+                    position: waiting.then_some(position),
+                });
+            }
+        }
+        Ok(items)
+    }
+
+    fn site_of(&self, site: &SiteId) -> Result<(), EngineError> {
+        if self.sites.iter().any(|s| &s.id == site) {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound(format!("no site {site}")))
+        }
+    }
+
+    /// A conversation with everything the agent needs.
+    ///
+    /// Errors: `NotFound`, `Store`.
+    pub async fn inbox_conversation(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+    ) -> Result<InboxConversation, EngineError> {
+        self.site_of(site)?;
+        let store = &self.ports.store;
+        let conversation = store
+            .conversation(site, id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no conversation {id}")))?;
+        let handoff = store.pending_handoff(site, id).await?;
+        Ok(InboxConversation {
+            team: self.team_name(site, handoff.as_ref()),
+            ticket: store.handoff_ticket(site, id).await?,
+            events: store
+                .events_after(site, id, EventId::ZERO, HISTORY_LIMIT)
+                .await?,
+            conversation,
+            handoff,
+        })
+    }
+
+    /// Carries out `action` by `agent` on a conversation; what the visitor should see is
+    /// appended as events, so it reaches their widget on whichever instance holds the socket.
+    ///
+    /// Errors: `NotFound` (no such site or conversation), `BadRequest` (empty or too long text,
+    /// no draft to approve or reject, the conversation is closed), `Store`.
+    pub async fn agent_action(
+        &self,
+        agent: &Agent,
+        site: &SiteId,
+        id: &ConversationId,
+        action: AgentAction,
+    ) -> Result<(), EngineError> {
+        self.site_of(site)?;
+        let store = &self.ports.store;
+        let now = OffsetDateTime::now_utc();
+        let conversation = store
+            .conversation(site, id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no conversation {id}")))?;
+        if conversation.status == ConversationStatus::Closed {
+            return Err(EngineError::BadRequest(
+                "this conversation is closed".into(),
+            ));
+        }
+        let handoff = store.pending_handoff(site, id).await?;
+        match action {
+            AgentAction::Claim => {
+                self.claim(agent, site, &conversation, handoff.as_ref())
+                    .await
+            }
+            AgentAction::Reply(text) => {
+                let text = checked_text(&text)?;
+                if conversation.assignee.as_deref() != Some(agent.id.as_str()) && handoff.is_some()
+                {
+                    self.claim(agent, site, &conversation, handoff.as_ref())
+                        .await?;
+                }
+                self.append_agent_message(agent, site, id, text, now).await
+            }
+            AgentAction::Note(text) => {
+                let text = checked_text(&text)?;
+                let kind = EventKind::InternalNote {
+                    message_id: MessageId::generate(),
+                    agent_name: agent.name.clone(),
+                    text,
+                };
+                store.append_event(site, id, kind, now).await?;
+                Ok(())
+            }
+            AgentAction::ApproveDraft(text) => {
+                if handoff.as_ref().and_then(|h| h.draft.as_ref()).is_none() {
+                    return Err(EngineError::BadRequest(
+                        "there is no draft to approve".into(),
+                    ));
+                }
+                let text = checked_text(&text)?;
+                self.append_agent_message(agent, site, id, text, now)
+                    .await?;
+                // The agent answered for the assistant; it takes the conversation back.
+                store.resolve_handoff(site, id, now).await?;
+                Ok(())
+            }
+            AgentAction::RejectDraft => {
+                if handoff.as_ref().and_then(|h| h.draft.as_ref()).is_none() {
+                    return Err(EngineError::BadRequest(
+                        "there is no draft to reject".into(),
+                    ));
+                }
+                let kind = EventKind::InternalNote {
+                    message_id: MessageId::generate(),
+                    agent_name: agent.name.clone(),
+                    text: "Rejected the assistant's draft; answering personally.".into(),
+                };
+                store.append_event(site, id, kind, now).await?;
+                self.claim(agent, site, &conversation, handoff.as_ref())
+                    .await
+            }
+            AgentAction::Close => {
+                store
+                    .append_event(
+                        site,
+                        id,
+                        EventKind::ConversationClosed {
+                            csat_requested: true,
+                        },
+                        now,
+                    )
+                    .await?;
+                store
+                    .set_status(site, id, ConversationStatus::Closed, now)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn claim(
+        &self,
+        agent: &Agent,
+        site: &SiteId,
+        conversation: &Conversation,
+        handoff: Option<&PendingHandoff>,
+    ) -> Result<(), EngineError> {
+        let id = &conversation.id;
+        if handoff.is_none() {
+            return Err(EngineError::BadRequest(
+                "nobody asked for a person in this conversation".into(),
+            ));
+        }
+        if conversation.assignee.as_deref() == Some(agent.id.as_str()) {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc();
+        match self
+            .ports
+            .store
+            .assign_handoff(site, id, &agent.id, now)
+            .await
+        {
+            Err(StoreError::Rejected(_)) => {
+                return Err(EngineError::BadRequest(
+                    "this handoff was resolved meanwhile".into(),
+                ));
+            }
+            other => other?,
+        }
+        let kind = EventKind::Handoff {
+            message_id: MessageId::generate(),
+            status: HandoffStatus::Assigned,
+            team: self.team_name(site, handoff),
+            message: super::replies::agent_joined(&agent.name),
+            reasons: Vec::new(),
+        };
+        self.ports.store.append_event(site, id, kind, now).await?;
+        Ok(())
+    }
+
+    async fn append_agent_message(
+        &self,
+        agent: &Agent,
+        site: &SiteId,
+        id: &ConversationId,
+        text: String,
+        at: OffsetDateTime,
+    ) -> Result<(), EngineError> {
+        let kind = EventKind::AgentMessage {
+            message_id: MessageId::generate(),
+            agent_name: agent.name.clone(),
+            text: text.clone(),
+        };
+        self.ports.store.append_event(site, id, kind, at).await?;
+        self.email_if_away(agent, site, id, &text).await;
+        Ok(())
+    }
+
+    /// Marks socket `socket` as showing the conversation for `ttl` (refreshed every heartbeat).
+    /// A store failure is logged: presence only decides whether replies are also emailed.
+    pub async fn visitor_present(
+        &self,
+        context: &super::ConversationContext,
+        socket: &str,
+        ttl: Duration,
+    ) {
+        let until = OffsetDateTime::now_utc() + ttl;
+        if let Err(err) = self
+            .ports
+            .store
+            .touch_presence(&context.site.id, &context.conversation_id, socket, until)
+            .await
+        {
+            tracing::debug!(error = %err, "presence not recorded");
+        }
+    }
+
+    /// Socket `socket` closed.
+    pub async fn visitor_left(&self, context: &super::ConversationContext, socket: &str) {
+        if let Err(err) = self
+            .ports
+            .store
+            .clear_presence(&context.site.id, &context.conversation_id, socket)
+            .await
+        {
+            tracing::debug!(error = %err, "presence not cleared");
+        }
+    }
+
+    /// Emails an agent's reply with the transcript when no widget shows the conversation and
+    /// the visitor left an address (`contact`). Sent in the background with retries (backon,
+    /// 5 attempts over about half a minute); a failure is logged and counted, and the reply
+    /// still waits in the widget for the visitor's return.
+    async fn email_if_away(&self, agent: &Agent, site: &SiteId, id: &ConversationId, text: &str) {
+        let Some(mailer) = self.ports.mailer.clone() else {
+            return;
+        };
+        let store = &self.ports.store;
+        let now = OffsetDateTime::now_utc();
+        match store.is_present(site, id, now).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "presence unknown; emailing the reply");
+            }
+        }
+        let Ok(Some(conversation)) = store.conversation(site, id).await else {
+            return;
+        };
+        let Some(to) = conversation.contact_email else {
+            return;
+        };
+        let events = store
+            .events_after(site, id, EventId::ZERO, HISTORY_LIMIT)
+            .await
+            .unwrap_or_default();
+        let transcript =
+            crate::engine::summary::transcript_text(&crate::engine::ticket::transcript(&events));
+        let email = crate::ports::mailer::OutgoingEmail {
+            to: to.as_str().to_string(),
+            subject: format!("{} replied to your conversation", agent.name),
+            text: format!(
+                "{name} from our team replied:\n\n{text}\n\n\
+                 Open the chat on our site to answer; the conversation is kept there.\n\n\
+                 Your conversation so far:\n\n{transcript}",
+                name = agent.name,
+            ),
+        };
+        let counters = Arc::clone(&self.email_counters);
+        tokio::spawn(async move {
+            use backon::Retryable;
+            let sent = (|| async { mailer.send(&email).await })
+                .retry(
+                    backon::ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_secs(1))
+                        .with_max_times(4)
+                        .with_jitter(),
+                )
+                .when(|err| matches!(err, crate::ports::mailer::MailError::Unavailable(_)))
+                .await;
+            match sent {
+                Ok(()) => {
+                    counters
+                        .sent
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(err) => {
+                    counters
+                        .failed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(error = %err, "the reply email was not sent");
+                }
+            }
+        });
+    }
+}
+
+/// An update of a helpdesk ticket, as its webhook reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketUpdate {
+    /// Adapter name (`zendesk`, `freshdesk`).
+    pub helpdesk: &'static str,
+    pub ticket_id: String,
+    /// The agent's latest public reply, when this update carries one.
+    pub public_reply: Option<String>,
+    /// Who wrote it (shown to the visitor).
+    pub author_name: Option<String>,
+    /// The ticket is solved or closed: close the conversation and ask for a rating.
+    pub solved: bool,
+}
+
+/// What became of a [`TicketUpdate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketUpdateOutcome {
+    /// The reply (and/or the close) reached the conversation.
+    Relayed,
+    /// Not a ticket Frontdesk created (another channel), or its conversation expired.
+    UnknownTicket,
+    /// Nothing to relay (no public reply, not solved, or the conversation is already closed).
+    NothingToDo,
+}
+
+impl Engine {
+    /// Relays a helpdesk ticket update to the conversation the ticket was created for: the
+    /// agent's public reply as an `agent_message` (live in the widget on any instance), a
+    /// solved ticket as `conversation_closed` with a rating request.
+    ///
+    /// Errors: `BadRequest` (reply too long), `Store`.
+    pub async fn relay_ticket_update(
+        &self,
+        update: TicketUpdate,
+    ) -> Result<TicketUpdateOutcome, EngineError> {
+        let store = &self.ports.store;
+        let Some((site, id)) = store
+            .ticket_conversation(update.helpdesk, &update.ticket_id)
+            .await?
+        else {
+            return Ok(TicketUpdateOutcome::UnknownTicket);
+        };
+        let Some(conversation) = store.conversation(&site, &id).await? else {
+            return Ok(TicketUpdateOutcome::UnknownTicket);
+        };
+        if conversation.status == ConversationStatus::Closed {
+            return Ok(TicketUpdateOutcome::NothingToDo);
+        }
+        let now = OffsetDateTime::now_utc();
+        let reply = update
+            .public_reply
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty());
+        let mut relayed = false;
+        if let Some(text) = reply {
+            let agent = Agent {
+                id: format!("{}-agent", update.helpdesk),
+                name: update
+                    .author_name
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .unwrap_or("Support")
+                    .to_string(),
+            };
+            let text = checked_text(text)?;
+            if conversation.status == ConversationStatus::WaitingForAgent {
+                // The first reply: the agent took it over in the helpdesk.
+                let _ = store.assign_handoff(&site, &id, &agent.name, now).await;
+            }
+            self.append_agent_message(&agent, &site, &id, text, now)
+                .await?;
+            relayed = true;
+        }
+        if update.solved {
+            store
+                .append_event(
+                    &site,
+                    &id,
+                    EventKind::ConversationClosed {
+                        csat_requested: true,
+                    },
+                    now,
+                )
+                .await?;
+            store
+                .set_status(&site, &id, ConversationStatus::Closed, now)
+                .await?;
+            relayed = true;
+        }
+        Ok(if relayed {
+            TicketUpdateOutcome::Relayed
+        } else {
+            TicketUpdateOutcome::NothingToDo
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts() -> InboxAccounts {
+        let settings = InboxSettings {
+            agents: vec![InboxAgent {
+                id: "sam".into(),
+                name: "Sam".into(),
+                password_hash: Secret::new(hash_password("correct horse").unwrap()),
+            }],
+            session_ttl: Duration::from_secs(3600),
+        };
+        InboxAccounts::new(&settings, Some(&Secret::new("server-secret")))
+    }
+
+    #[test]
+    fn sign_in_checks_the_argon2_hash_and_the_session_verifies() {
+        let accounts = accounts();
+        assert_eq!(
+            accounts.sign_in("sam", "wrong").unwrap_err(),
+            SignInError::BadCredentials
+        );
+        assert_eq!(
+            accounts.sign_in("nobody", "correct horse").unwrap_err(),
+            SignInError::BadCredentials
+        );
+        let session = accounts.sign_in("sam", "correct horse").unwrap();
+        assert!(session.token.starts_with("sam."));
+        let agent = accounts.verify(&session.token).unwrap();
+        assert_eq!(agent.name, "Sam");
+        // Another instance with the same secret accepts it; one with another does not.
+        let twin = InboxAccounts {
+            agents: accounts.agents.clone(),
+            key: accounts.key.clone(),
+            session_ttl: accounts.session_ttl,
+        };
+        assert!(twin.verify(&session.token).is_ok());
+        let other = InboxAccounts::new(
+            &InboxSettings {
+                agents: accounts.agents.clone(),
+                session_ttl: accounts.session_ttl,
+            },
+            Some(&Secret::new("another-secret")),
+        );
+        assert_eq!(other.verify(&session.token), Err(SignInError::BadSession));
+    }
+
+    #[test]
+    fn forged_or_expired_sessions_are_refused() {
+        let accounts = accounts();
+        let session = accounts.sign_in("sam", "correct horse").unwrap();
+        let forged = session.token.replacen("sam.", "eve.", 1);
+        assert_eq!(accounts.verify(&forged), Err(SignInError::BadSession));
+        let (rest, _) = session.token.rsplit_once('.').unwrap();
+        let (_, expires) = rest.rsplit_once('.').unwrap();
+        let later = session.token.replace(
+            &format!(".{expires}."),
+            &format!(".{}.", expires.parse::<i64>().unwrap() + 10),
+        );
+        assert_eq!(accounts.verify(&later), Err(SignInError::BadSession));
+        let expired = format!(
+            "sam.{0}.{1}",
+            1,
+            hex::encode(accounts.mac("sam", 1).finalize().into_bytes())
+        );
+        assert_eq!(accounts.verify(&expired), Err(SignInError::BadSession));
+        assert_eq!(accounts.verify("garbage"), Err(SignInError::BadSession));
+    }
+}

@@ -1,0 +1,312 @@
+//! The handoff outbox: turns every recorded handoff into exactly one helpdesk ticket, however
+//! often the helpdesk fails and whichever instance restarts (DESIGN.md "Health, retention,
+//! scale": a helpdesk outage must not take chat down).
+//!
+//! - **Durable before any API call.** The store enters a handoff in the outbox in the same
+//!   atomic step that records it ([`ConversationStore::open_handoff`]), so nothing that was
+//!   announced to the visitor can be forgotten by a crash.
+//! - **One worker per instance, any number of instances.** Each pass claims due handoffs with a
+//!   lease ([`ConversationStore::claim_due_handoffs`]); a worker that dies mid-attempt leaves
+//!   the lease to run out and another instance picks the handoff up.
+//! - **Exactly one ticket.** A repeated attempt (after a timeout, a crash between the vendor
+//!   accepting and our record, a restart) goes to the same [`Helpdesk::create_ticket`] with the
+//!   same handoff id, which adapters make idempotent.
+//! - **Retries** back off exponentially with jitter (backon), from [`RETRY_MIN`] to
+//!   [`RETRY_MAX`], and never sooner than the helpdesk's `Retry-After`. Errors that a retry
+//!   cannot fix (401, a 4xx validation error) are retried at [`RETRY_MAX`] and shown as
+//!   `degraded` until an operator fixes the cause: a handoff is never dropped.
+//! - **Visible.** [`HelpdeskCounters`] (tickets, failed attempts by kind, the last error,
+//!   decision → ticket latency) feed `/readyz`'s body and its optional `helpdesk` part.
+
+use crate::config::SiteSettings;
+use crate::domain::HandoffTicket;
+use crate::engine::summary;
+use crate::engine::{HISTORY_LIMIT, ticket};
+use crate::ids::EventId;
+use crate::ports::chat::ChatModel;
+use crate::ports::helpdesk::{Helpdesk, HelpdeskError};
+use crate::ports::store::{ConversationStore, DueHandoff, StoreError};
+use backon::BackoffBuilder;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// How long a claim keeps other workers off a handoff (longer than any one attempt).
+pub const LEASE: Duration = Duration::from_secs(120);
+/// Handoffs claimed per pass.
+pub const BATCH: usize = 16;
+/// First retry delay.
+pub const RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest retry delay (and the delay for errors a retry cannot fix).
+pub const RETRY_MAX: Duration = Duration::from_secs(300);
+/// Decision → ticket latencies kept for the percentiles in `/readyz`.
+const LATENCIES_KEPT: usize = 1000;
+
+/// What the outbox did so far (this instance), for `/readyz` and metrics.
+#[derive(Debug, Default)]
+pub struct HelpdeskCounters {
+    /// Tickets created and recorded.
+    pub tickets: AtomicU64,
+    /// Failed attempts that will be retried: 429.
+    pub rate_limited: AtomicU64,
+    /// Failed attempts that will be retried: 5xx, timeouts, no connection.
+    pub unavailable: AtomicU64,
+    /// Failed attempts a retry cannot fix (401/403, 4xx validation): an operator must act.
+    pub refused: AtomicU64,
+    state: Mutex<CounterState>,
+}
+
+#[derive(Debug, Default)]
+struct CounterState {
+    /// The last attempt's error, `None` after a success.
+    last_error: Option<String>,
+    /// Decision → ticket recorded, milliseconds, the last [`LATENCIES_KEPT`].
+    latencies_ms: std::collections::VecDeque<u64>,
+}
+
+impl HelpdeskCounters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CounterState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn succeeded(&self, latency: Duration) {
+        self.tickets.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock();
+        state.last_error = None;
+        if state.latencies_ms.len() == LATENCIES_KEPT {
+            state.latencies_ms.pop_front();
+        }
+        state
+            .latencies_ms
+            .push_back(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
+    }
+
+    fn failed(&self, err: &HelpdeskError) {
+        let counter = match err {
+            HelpdeskError::RateLimited { .. } => &self.rate_limited,
+            HelpdeskError::Unavailable(_) => &self.unavailable,
+            HelpdeskError::Unauthorized(_) | HelpdeskError::Rejected { .. } => &self.refused,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.lock().last_error = Some(err.to_string());
+    }
+
+    /// The last attempt's error (`None`: it succeeded, or nothing was attempted yet).
+    pub fn last_error(&self) -> Option<String> {
+        self.lock().last_error.clone()
+    }
+
+    /// The `q`-quantile (0..1, nearest rank) of the decision → ticket latency in ms over the
+    /// last tickets, `None` before the first.
+    pub fn latency_ms(&self, q: f64) -> Option<u64> {
+        let state = self.lock();
+        let mut sorted: Vec<u64> = state.latencies_ms.iter().copied().collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_unstable();
+        let rank = ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).max(1);
+        sorted.get(rank - 1).copied()
+    }
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// The ticket exists and is recorded.
+    Created(HandoffTicket),
+    /// The helpdesk failed; the next attempt is due after `retry_in`.
+    Retrying {
+        error: HelpdeskError,
+        retry_in: Duration,
+    },
+    /// Nothing to deliver (the handoff was resolved or erased meanwhile).
+    Skipped,
+}
+
+/// The outbox worker of one instance.
+pub struct Outbox {
+    store: Arc<dyn ConversationStore>,
+    helpdesk: Arc<dyn Helpdesk>,
+    /// For LLM ticket summaries (`None`: extractive).
+    chat: Option<Arc<dyn ChatModel>>,
+    sites: Vec<Arc<SiteSettings>>,
+    counters: Arc<HelpdeskCounters>,
+    wake: Arc<Notify>,
+    backoff: backon::ExponentialBuilder,
+    /// How often the worker looks for due handoffs when nothing wakes it (`helpdesk.outbox_poll`).
+    poll: Duration,
+}
+
+impl Outbox {
+    pub fn new(
+        store: Arc<dyn ConversationStore>,
+        helpdesk: Arc<dyn Helpdesk>,
+        chat: Option<Arc<dyn ChatModel>>,
+        sites: Vec<Arc<SiteSettings>>,
+        poll: Duration,
+    ) -> Self {
+        Self {
+            store,
+            helpdesk,
+            chat,
+            sites,
+            counters: Arc::new(HelpdeskCounters::default()),
+            wake: Arc::new(Notify::new()),
+            backoff: backon::ExponentialBuilder::default()
+                .with_min_delay(RETRY_MIN)
+                .with_max_delay(RETRY_MAX)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
+            poll,
+        }
+    }
+
+    pub fn helpdesk_name(&self) -> &'static str {
+        self.helpdesk.adapter_name()
+    }
+
+    pub fn counters(&self) -> &HelpdeskCounters {
+        &self.counters
+    }
+
+    /// Wakes this instance's worker (a handoff was just opened here).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Delivers due handoffs until `stop` is cancelled: at once when woken, else every
+    /// `helpdesk.outbox_poll`. A store that is down is retried on the next pass.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.poll) => {}
+            }
+            // Passes continue while a full batch was claimed (a backlog after an outage).
+            loop {
+                match self.deliver_due().await {
+                    Ok(n) if n >= BATCH => continue,
+                    Ok(_) => break,
+                    Err(err) => {
+                        warn!(error = %err, "outbox: cannot claim due handoffs");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass: claims the due handoffs and attempts each once. Returns how many it claimed.
+    ///
+    /// Errors: the store failed to claim (per-handoff store errors are logged and the handoff
+    /// comes back when its lease ends).
+    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let claimed = self
+            .store
+            .claim_due_handoffs(now, now + LEASE, BATCH)
+            .await?;
+        let n = claimed.len();
+        for due in claimed {
+            if let Err(err) = self.deliver(&due).await {
+                warn!(site = %due.site, conversation = %due.conversation, error = %err,
+                    "outbox: store failed during delivery; retried when the lease ends");
+            }
+        }
+        Ok(n)
+    }
+
+    /// One delivery attempt of a claimed handoff.
+    ///
+    /// Errors: the store failed (the handoff stays leased and is retried after the lease).
+    pub async fn deliver(&self, due: &DueHandoff) -> Result<Delivery, StoreError> {
+        let store = &self.store;
+        let (site_id, id) = (&due.site, &due.conversation);
+        let (Some(conversation), Some(handoff)) = (
+            store.conversation(site_id, id).await?,
+            store.pending_handoff(site_id, id).await?,
+        ) else {
+            // Resolved or erased after the claim: nothing to create.
+            let at = OffsetDateTime::now_utc() + RETRY_MAX;
+            store.retry_handoff_at(site_id, id, at).await?;
+            return Ok(Delivery::Skipped);
+        };
+        let events = store
+            .events_after(site_id, id, EventId::ZERO, HISTORY_LIMIT)
+            .await?;
+        let lines = ticket::transcript(&events);
+        let summary = summary::summarize(self.chat.as_deref(), &lines).await;
+        let site = self.sites.iter().find(|site| &site.id == site_id);
+        let team = site.and_then(|site| {
+            let id = handoff.team.as_deref()?;
+            site.routing.teams.iter().find(|team| team.id == id)
+        });
+        let request = ticket::compose(
+            &conversation,
+            &handoff,
+            &events,
+            &summary,
+            team.map(|team| team.name.as_str()),
+        );
+        match self.helpdesk.create_ticket(&request).await {
+            Ok(created) => {
+                let now = OffsetDateTime::now_utc();
+                let ticket = HandoffTicket {
+                    handoff_id: handoff.handoff_id,
+                    helpdesk: self.helpdesk.adapter_name().to_string(),
+                    id: created.id,
+                    url: created.url,
+                    created_at: now,
+                };
+                store.record_ticket(site_id, id, ticket.clone()).await?;
+                let latency = (now - handoff.requested_at)
+                    .try_into()
+                    .unwrap_or(Duration::ZERO);
+                self.counters.succeeded(latency);
+                info!(site = %site_id, conversation = %id, handoff = %handoff.handoff_id,
+                    helpdesk = ticket.helpdesk, ticket = ticket.id, attempts = due.attempts + 1,
+                    latency_ms = latency.as_millis() as u64, "handoff ticket created");
+                Ok(Delivery::Created(ticket))
+            }
+            Err(error) => {
+                self.counters.failed(&error);
+                let retry_in = self.retry_delay(&error, due.attempts);
+                warn!(site = %site_id, conversation = %id, handoff = %handoff.handoff_id,
+                    helpdesk = self.helpdesk.adapter_name(), attempts = due.attempts + 1,
+                    retry_in_ms = retry_in.as_millis() as u64, error = %error,
+                    "handoff ticket not created; will retry");
+                store
+                    .retry_handoff_at(site_id, id, OffsetDateTime::now_utc() + retry_in)
+                    .await?;
+                Ok(Delivery::Retrying { error, retry_in })
+            }
+        }
+    }
+
+    /// The wait before the next attempt after `attempts` failed ones and `error`.
+    fn retry_delay(&self, error: &HelpdeskError, attempts: u32) -> Duration {
+        if !error.is_retryable() {
+            return RETRY_MAX;
+        }
+        let backoff = self
+            .backoff
+            .build()
+            .nth(attempts as usize)
+            .unwrap_or(RETRY_MAX);
+        match error {
+            HelpdeskError::RateLimited {
+                retry_after: Some(wait),
+            } => backoff.max(*wait),
+            _ => backoff,
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! Handoffs end to end, through the real server: routing to a team, the durable outbox turning
+//! each handoff into exactly one ticket (Zendesk and Freshdesk fakes speaking wire-facts §1/§2,
+//! 429 with `Retry-After`, 500s, a restart on shared Redis), the built-in inbox (sign-in, queue,
+//! claim, reply, internal note, close) and helpdesk webhooks relaying an agent's reply to the
+//! visitor's widget.
+
+use base64::Engine as _;
+use frontdesk_tests::fake_freshdesk::FakeFreshdesk;
+use frontdesk_tests::fake_zendesk::{EMAIL, FakeZendesk, Fault, TOKEN};
+use frontdesk_tests::redis::{redis_layer, shared_redis_layer, unique_key_prefix};
+use frontdesk_tests::{TestApp, WsClient, spawn_app_with_config};
+use hmac::Mac;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// The password of the inbox agent `sam` in these tests.
+const PASSWORD: &str = "correct horse battery staple";
+const ZENDESK_SECRET: &str = "zendesk-signing-secret";
+const FRESHDESK_SECRET: &str = "freshdesk-shared-secret";
+
+fn inbox_layer() -> String {
+    let hash = frontdesk::engine::inbox::hash_password(PASSWORD).expect("hashes");
+    format!(
+        "[helpdesk.inbox]\nagents = [{{ id = \"sam\", name = \"Sam\", password_hash = {hash:?} }}]\n"
+    )
+}
+
+fn zendesk_layer(fake: &FakeZendesk) -> String {
+    format!(
+        "[helpdesk]\nkind = \"zendesk\"\n[helpdesk.zendesk]\nsubdomain = \"acme\"\nemail = {EMAIL:?}\n\
+         api_token = {TOKEN:?}\nbase_url = {:?}\nwebhook_secret = {ZENDESK_SECRET:?}\n",
+        fake.base_url()
+    )
+}
+
+/// Waits until `check` holds (the outbox works in the background), at most 30 s.
+async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn readyz(app: &TestApp) -> Value {
+    reqwest::get(format!("{}/readyz", app.http_url))
+        .await
+        .expect("readyz answers")
+        .json()
+        .await
+        .expect("readyz is JSON")
+}
+
+/// A visitor who wrote `text` and then pressed "talk to a human"; returns the client (still
+/// connected) and the `handoff` frame.
+async fn visitor_asks_for_a_human(app: &TestApp, text: &str) -> (WsClient, Value) {
+    let mut client = app.client().await;
+    client.hello(&app.site_key).await.expect("welcome");
+    client.ask(text).await.expect("turn");
+    client.send_json(json!({"type": "request_human"})).await;
+    let handoff = client.recv_type("handoff").await.expect("handoff frame");
+    (client, handoff)
+}
+
+#[tokio::test]
+async fn a_handoff_becomes_exactly_one_zendesk_ticket_with_the_whole_context() {
+    let zendesk = FakeZendesk::start().await;
+    let app = spawn_app_with_config(&zendesk_layer(&zendesk)).await;
+    let (_client, handoff) = visitor_asks_for_a_human(
+        &app,
+        "My lamp keeps disconnecting from the wifi every hour, this is so frustrating",
+    )
+    .await;
+    assert_eq!(handoff["status"], "pending");
+    let ticket = eventually("the Zendesk ticket", || zendesk.tickets().first().cloned()).await;
+    let body = ticket["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+        + ticket["comment"]["body"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("Visitor: My lamp keeps disconnecting from the wifi every hour"),
+        "the transcript is in the ticket: {ticket}"
+    );
+    assert!(
+        body.contains("Why the assistant handed off: requested_human"),
+        "{ticket}"
+    );
+    assert!(body.contains("Visitor sentiment by message"), "{ticket}");
+    let tags: Vec<&str> = ticket["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tags.contains(&"frontdesk") && tags.contains(&"requested_human"),
+        "{tags:?}"
+    );
+    // The worker keeps running: nothing else is created.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(zendesk.tickets().len(), 1, "exactly one ticket");
+    let ready = readyz(&app).await;
+    assert_eq!(ready["helpdesk"]["adapter"], "zendesk");
+    assert_eq!(ready["helpdesk"]["tickets"], 1);
+    assert_eq!(ready["helpdesk"]["outbox_queued"], 0);
+    assert!(ready["helpdesk"]["latency_ms"]["p50"].is_u64(), "{ready}");
+}
+
+#[tokio::test]
+async fn a_rate_limited_and_failing_helpdesk_is_retried_until_the_ticket_exists() {
+    let zendesk = FakeZendesk::start().await;
+    zendesk.push_fault(Fault::RateLimited(1));
+    zendesk.push_fault(Fault::ServerError);
+    let app = spawn_app_with_config(&zendesk_layer(&zendesk)).await;
+    let (_client, _) = visitor_asks_for_a_human(&app, "I need to talk to someone please").await;
+    eventually("a failed attempt", || {
+        app.engine.outbox().counters().last_error()
+    })
+    .await;
+    let degraded = readyz(&app).await;
+    assert_eq!(
+        degraded["status"], "ready",
+        "a helpdesk outage never fails readiness"
+    );
+    assert!(
+        degraded["degraded"]
+            .as_array()
+            .is_some_and(|parts| parts.iter().any(|p| p == "helpdesk")),
+        "{degraded}"
+    );
+    eventually("the ticket after the retries", || {
+        (zendesk.tickets().len() == 1).then_some(())
+    })
+    .await;
+    let counters = app.engine.outbox().counters();
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(counters.rate_limited.load(Relaxed), 1);
+    assert_eq!(counters.unavailable.load(Relaxed), 1);
+    assert_eq!(counters.tickets.load(Relaxed), 1);
+    assert_eq!(counters.last_error(), None);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        zendesk.tickets().len(),
+        1,
+        "exactly one ticket across retries"
+    );
+}
+
+#[tokio::test]
+async fn a_handoff_recorded_before_a_restart_is_delivered_once_by_the_next_instance() {
+    let zendesk = FakeZendesk::start().await;
+    // The first instance finds Zendesk down.
+    for _ in 0..50 {
+        zendesk.push_fault(Fault::ServerError);
+    }
+    let redis = redis_layer("redis://127.0.0.1:6379", &unique_key_prefix());
+    let config = format!("{}{redis}", zendesk_layer(&zendesk));
+    let mut first = spawn_app_with_config(&config).await;
+    let (_client, _) = visitor_asks_for_a_human(&first, "Please get me a person").await;
+    eventually("a failed attempt", || {
+        first.engine.outbox().counters().last_error()
+    })
+    .await;
+    first.shutdown();
+    first.stopped().await.expect("stops");
+    drop(first);
+    // Zendesk recovers; a new instance on the same Redis delivers the recorded handoff.
+    zendesk.clear_faults();
+    let second = spawn_app_with_config(&config).await;
+    eventually("the ticket from the second instance", || {
+        (zendesk.tickets().len() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        zendesk.tickets().len(),
+        1,
+        "exactly one ticket after the restart"
+    );
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(second.engine.outbox().counters().tickets.load(Relaxed), 1);
+}
+
+#[tokio::test]
+async fn freshdesk_gets_one_ticket_per_handoff() {
+    let freshdesk = FakeFreshdesk::start().await;
+    let app = spawn_app_with_config(&format!(
+        "[helpdesk]\nkind = \"freshdesk\"\n[helpdesk.freshdesk]\ndomain = \"acme.freshdesk.com\"\n\
+         api_key = {:?}\nbase_url = {:?}\nwebhook_secret = {FRESHDESK_SECRET:?}\n",
+        frontdesk_tests::fake_freshdesk::API_KEY,
+        freshdesk.base_url()
+    ))
+    .await;
+    let (_client, _) = visitor_asks_for_a_human(&app, "Can a human help me with my invoice?").await;
+    let ticket = eventually("the Freshdesk ticket", || {
+        freshdesk.tickets().first().cloned()
+    })
+    .await;
+    assert!(
+        ticket["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Can a human help me with my invoice?")),
+        "{ticket}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(freshdesk.tickets().len(), 1);
+}
+
+fn zendesk_signature(timestamp: &str, body: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(ZENDESK_SECRET.as_bytes())
+        .expect("any key length");
+    mac.update(timestamp.as_bytes());
+    mac.update(body.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+async fn zendesk_webhook(app: &TestApp, invocation: &str, body: &Value) -> reqwest::Response {
+    let body = body.to_string();
+    let timestamp = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("valid")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats");
+    reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/zendesk", app.http_url))
+        .header("content-type", "application/json")
+        .header("x-zendesk-webhook-signature-timestamp", &timestamp)
+        .header(
+            "x-zendesk-webhook-signature",
+            zendesk_signature(&timestamp, &body),
+        )
+        .header("x-zendesk-webhook-invocation-id", invocation)
+        .body(body)
+        .send()
+        .await
+        .expect("webhook answers")
+}
+
+#[tokio::test]
+async fn a_zendesk_agent_reply_reaches_the_widget_and_solving_closes_the_conversation() {
+    let zendesk = FakeZendesk::start().await;
+    let app = spawn_app_with_config(&zendesk_layer(&zendesk)).await;
+    let (mut client, _) = visitor_asks_for_a_human(&app, "I want to speak to an agent").await;
+    let ticket = eventually("the ticket", || zendesk.tickets().first().cloned()).await;
+    let ticket_id = ticket["id"].to_string();
+    let reply = json!({
+        "ticket_id": ticket_id, "status": "Open",
+        "comment": "Hi, I'm Dana from support. Let me check your lamp.",
+        "author_name": "Dana", "author_email": "dana@acme.example"
+    });
+    // Unsigned or wrongly signed deliveries are refused.
+    let forged = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/zendesk", app.http_url))
+        .header(
+            "x-zendesk-webhook-signature-timestamp",
+            "2021-03-25T05:09:27Z",
+        )
+        .header(
+            "x-zendesk-webhook-signature",
+            "LbiR1crHGMKN9WjZ6GwQo5ThTF9hoYF/NRFqHC048eA=",
+        )
+        .header("x-zendesk-webhook-invocation-id", "forged")
+        .body(reply.to_string())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(forged.status(), 401);
+    let response = zendesk_webhook(&app, "inv-1", &reply).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["outcome"],
+        "relayed"
+    );
+    let message = client
+        .recv_type("agent_message")
+        .await
+        .expect("agent reply");
+    assert_eq!(message["agent_name"], "Dana");
+    assert_eq!(
+        message["text"],
+        "Hi, I'm Dana from support. Let me check your lamp."
+    );
+    // Zendesk retrying the same invocation changes nothing.
+    let again = zendesk_webhook(&app, "inv-1", &reply).await;
+    assert_eq!(
+        again.json::<Value>().await.expect("json")["outcome"],
+        "duplicate"
+    );
+    // Frontdesk's own API user's updates are not echoed back.
+    let own = json!({"ticket_id": ticket_id, "status": "Open", "comment": "context note",
+        "author_name": "Bot", "author_email": EMAIL});
+    let own = zendesk_webhook(&app, "inv-2", &own).await;
+    assert_eq!(
+        own.json::<Value>().await.expect("json")["outcome"],
+        "own_update"
+    );
+    let solved = json!({"ticket_id": ticket_id, "status": "Solved", "comment": "",
+        "author_name": "Dana", "author_email": "dana@acme.example"});
+    zendesk_webhook(&app, "inv-3", &solved).await;
+    let closed = client
+        .recv_type("conversation_closed")
+        .await
+        .expect("closed");
+    assert_eq!(closed["csat_requested"], true);
+    let unknown = json!({"ticket_id": "999999", "status": "Open", "comment": "hello"});
+    let unknown = zendesk_webhook(&app, "inv-4", &unknown).await;
+    assert_eq!(
+        unknown.json::<Value>().await.expect("json")["outcome"],
+        "unknown_ticket"
+    );
+}
+
+async fn sign_in(app: &TestApp) -> String {
+    let http = reqwest::Client::new();
+    let wrong = http
+        .post(format!("{}/v1/inbox/session", app.http_url))
+        .json(&json!({"agent": "sam", "password": "wrong"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(wrong.status(), 401);
+    let session: Value = http
+        .post(format!("{}/v1/inbox/session", app.http_url))
+        .json(&json!({"agent": "sam", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    session["token"].as_str().expect("token").to_string()
+}
+
+#[tokio::test]
+async fn an_inbox_agent_claims_replies_notes_and_closes_and_the_visitor_sees_it_live() {
+    let app = spawn_app_with_config(&format!("{}{}", inbox_layer(), shared_redis_layer())).await;
+    let (mut client, handoff) =
+        visitor_asks_for_a_human(&app, "My order arrived broken, can I talk to a person?").await;
+    let http = reqwest::Client::new();
+    let unauthorized = http
+        .get(format!("{}/v1/inbox/queue", app.http_url))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(unauthorized.status(), 401);
+    let token = sign_in(&app).await;
+    let queue: Value = http
+        .get(format!("{}/v1/inbox/queue", app.http_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert!(handoff["event_id"].as_u64().is_some_and(|id| id > 0));
+    let item = queue["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|item| item["preview"] == "My order arrived broken, can I talk to a person?")
+        .cloned()
+        .expect("the conversation is in the queue");
+    assert_eq!(item["status"], "waiting_for_agent");
+    assert!(item["position"].as_u64().is_some_and(|p| p >= 1));
+    let base = format!(
+        "{}/v1/inbox/conversations/{}/{}",
+        app.http_url,
+        item["site"].as_str().expect("site"),
+        item["conversation_id"].as_str().expect("id")
+    );
+    let post = |action: &str, body: Value| {
+        http.post(format!("{base}/{action}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(post("claim", json!({})).await.expect("claim").status(), 200);
+    let assigned = client.recv_type("handoff").await.expect("assigned");
+    assert_eq!(assigned["status"], "assigned");
+    assert!(
+        assigned["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Sam"))
+    );
+    assert_eq!(
+        post(
+            "note",
+            json!({"text": "Customer seems upset; offer a replacement"})
+        )
+        .await
+        .expect("note")
+        .status(),
+        200
+    );
+    assert_eq!(
+        post(
+            "reply",
+            json!({"text": "Sorry about that! I'll send a replacement today."})
+        )
+        .await
+        .expect("reply")
+        .status(),
+        200
+    );
+    // The internal note never reaches the visitor: the next frame is the reply.
+    let next = client.recv().await.expect("frame");
+    assert_eq!(next["type"], "agent_message", "{next}");
+    assert_eq!(next["agent_name"], "Sam");
+    assert_eq!(
+        next["text"],
+        "Sorry about that! I'll send a replacement today."
+    );
+    let detail: Value = http
+        .get(&base)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let kinds: Vec<&str> = detail["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"note") && kinds.contains(&"agent"),
+        "{kinds:?}"
+    );
+    assert_eq!(detail["assignee"], "sam");
+    let empty = post("reply", json!({"text": "   "})).await.expect("reply");
+    assert_eq!(empty.status(), 400);
+    assert_eq!(post("close", json!({})).await.expect("close").status(), 200);
+    let closed = client
+        .recv_type("conversation_closed")
+        .await
+        .expect("closed");
+    assert_eq!(closed["csat_requested"], true);
+}
+
+#[tokio::test]
+async fn a_reply_to_a_visitor_who_left_is_emailed_with_the_transcript() {
+    let sink = frontdesk_tests::smtp_sink::SmtpSink::start().await;
+    // The first attempt meets a temporary failure: the mailer retries.
+    sink.fail_next(1);
+    let app = spawn_app_with_config(&format!(
+        "{}[email]\nsmtp_url = {:?}\nfrom = \"Lumen Support <support@lumen.example>\"\n",
+        inbox_layer(),
+        sink.url()
+    ))
+    .await;
+    let (mut client, _) =
+        visitor_asks_for_a_human(&app, "My lamp flickers when dimmed, who can help?").await;
+    client
+        .send_json(json!({"type": "contact", "email": "ana@example.com"}))
+        .await;
+    // Let the contact frame land, then the visitor closes the tab.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let token = sign_in(&app).await;
+    let http = reqwest::Client::new();
+    let queue: Value = http
+        .get(format!("{}/v1/inbox/queue", app.http_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let item = queue["items"][0].clone();
+    let base = format!(
+        "{}/v1/inbox/conversations/{}/{}",
+        app.http_url,
+        item["site"].as_str().expect("site"),
+        item["conversation_id"].as_str().expect("id")
+    );
+    // While the widget is open, a reply is not emailed.
+    http.post(format!("{base}/reply"))
+        .bearer_auth(&token)
+        .json(&json!({"text": "Hi Ana, looking into it now."}))
+        .send()
+        .await
+        .expect("reply");
+    // The reply claims the conversation first: "Sam joined", then the reply.
+    assert_eq!(
+        client.recv_type("handoff").await.expect("assigned")["status"],
+        "assigned"
+    );
+    client.recv_type("agent_message").await.expect("live reply");
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    http.post(format!("{base}/reply"))
+        .bearer_auth(&token)
+        .json(&json!({"text": "Please set the dimmer to 20% or more; that fixes the flicker."}))
+        .send()
+        .await
+        .expect("reply");
+    let email = eventually("the email", || sink.messages().first().cloned()).await;
+    assert_eq!(email.to, vec!["ana@example.com".to_string()]);
+    assert_eq!(email.from, "support@lumen.example");
+    let text = email.body_text();
+    assert!(
+        text.contains("Please set the dimmer to 20% or more; that fixes the flicker."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Visitor: My lamp flickers when dimmed, who can help?"),
+        "the transcript is in the email: {text}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "one email: the reply seen live was not emailed"
+    );
+    assert_eq!(
+        app.engine
+            .email_counters()
+            .sent
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
