@@ -531,3 +531,113 @@ async fn a_reply_to_a_visitor_who_left_is_emailed_with_the_transcript() {
         1
     );
 }
+
+const INTERCOM_SECRET: &str = "intercom-client-secret";
+
+async fn intercom_webhook(app: &TestApp, body: &Value) -> Value {
+    let body = body.to_string();
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(INTERCOM_SECRET.as_bytes())
+        .expect("any key length");
+    mac.update(body.as_bytes());
+    let signature = format!("sha1={}", hex::encode(mac.finalize().into_bytes()));
+    reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/intercom", app.http_url))
+        .header("content-type", "application/json")
+        .header("x-hub-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("webhook answers")
+        .json()
+        .await
+        .expect("json")
+}
+
+fn intercom_notification(id: &str, topic: &str, conversation: &str, part: Value) -> Value {
+    json!({
+        "type": "notification_event", "id": id, "topic": topic, "app_id": "abc123",
+        "created_at": 1767225600,
+        "data": {"type": "notification_event_data", "item": {
+            "type": "conversation", "id": conversation,
+            "conversation_parts": {"type": "conversation_part.list", "conversation_parts": [part]}
+        }}
+    })
+}
+
+#[tokio::test]
+async fn an_intercom_handoff_becomes_one_conversation_and_the_admin_reply_reaches_the_widget() {
+    use frontdesk_tests::fake_intercom::{ADMIN_ID, FakeIntercom, TOKEN as INTERCOM_TOKEN};
+    let intercom = FakeIntercom::start().await;
+    let app = spawn_app_with_config(&format!(
+        "[helpdesk]\nkind = \"intercom\"\n[helpdesk.intercom]\naccess_token = {INTERCOM_TOKEN:?}\n\
+         admin_id = {ADMIN_ID:?}\nbase_url = {:?}\nclient_secret = {INTERCOM_SECRET:?}\n",
+        intercom.base_url()
+    ))
+    .await;
+    let (mut client, _) =
+        visitor_asks_for_a_human(&app, "The app says my lamp is offline, a person please").await;
+    let conversation = eventually("the Intercom conversation", || {
+        intercom.conversations().first().cloned()
+    })
+    .await;
+    let conversation_id = conversation["id"].as_str().expect("id").to_string();
+    eventually("the context note", || {
+        (!intercom.notes(&conversation_id).is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        intercom.conversations().len(),
+        1,
+        "exactly one conversation"
+    );
+    // Intercom announces itself with a ping: acknowledged, nothing else.
+    let ping = json!({"type": "notification_event", "id": "notif_ping", "topic": "ping"});
+    let pinged = intercom_webhook(&app, &ping).await;
+    assert_eq!(pinged["outcome"], "nothing_to_do", "{pinged}");
+    let reply = intercom_notification(
+        "notif_1",
+        "conversation.admin.replied",
+        &conversation_id,
+        json!({"type": "conversation_part", "part_type": "comment",
+               "body": "<p>Hi! I'm Lee.</p><p>Unplug the lamp for 10 seconds &amp; retry.</p>",
+               "author": {"type": "admin", "id": "991267594", "name": "Lee"}}),
+    );
+    assert_eq!(intercom_webhook(&app, &reply).await["outcome"], "relayed");
+    let message = client
+        .recv_type("agent_message")
+        .await
+        .expect("agent reply");
+    assert_eq!(message["agent_name"], "Lee");
+    assert_eq!(
+        message["text"],
+        "Hi! I'm Lee.\nUnplug the lamp for 10 seconds & retry."
+    );
+    // At-least-once delivery: the same notification again changes nothing.
+    assert_eq!(intercom_webhook(&app, &reply).await["outcome"], "duplicate");
+    let closed = intercom_notification(
+        "notif_2",
+        "conversation.admin.closed",
+        &conversation_id,
+        json!({"type": "conversation_part", "part_type": "close", "body": null,
+               "author": {"type": "admin", "id": "991267594", "name": "Lee"}}),
+    );
+    assert_eq!(intercom_webhook(&app, &closed).await["outcome"], "relayed");
+    let closed = client
+        .recv_type("conversation_closed")
+        .await
+        .expect("closed");
+    assert_eq!(closed["csat_requested"], true);
+    // A forged signature is refused.
+    let forged = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/intercom", app.http_url))
+        .header(
+            "x-hub-signature",
+            "sha1=afd46c2e2b3cd345f03cef349d0d10c6ebe3542a",
+        )
+        .body(reply.to_string())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(forged.status(), 401);
+}

@@ -469,7 +469,15 @@ pub enum HelpdeskSettings {
     },
     Intercom {
         access_token: Secret,
-        admin_id: Option<String>,
+        /// The admin the context note and assignments are written as (required).
+        admin_id: String,
+        /// Admin or team id new conversations are assigned to (`None`: Intercom's rules).
+        assignee_id: Option<String>,
+        /// `helpdesk.intercom.base_url`: `https://api.intercom.io` (default), EU
+        /// `https://api.eu.intercom.io`, AU `https://api.au.intercom.io`.
+        base_url: String,
+        /// The app's client secret: verifies `X-Hub-Signature` on `/v1/webhooks/intercom`.
+        client_secret: Option<Secret>,
     },
 }
 
@@ -756,6 +764,9 @@ struct RawAgent {
 struct RawIntercom {
     access_token: String,
     admin_id: Option<String>,
+    assignee_id: Option<String>,
+    base_url: Option<String>,
+    client_secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1381,12 +1392,25 @@ fn validate_helpdesk(raw: RawHelpdesk) -> Result<HelpdeskSettings, ConfigError> 
         }
         "intercom" => {
             let table = raw.intercom.ok_or_else(|| missing("intercom"))?;
+            let base_url = match table.base_url {
+                Some(url) => http_url("helpdesk.intercom.base_url", &url)?
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_string(),
+                None => "https://api.intercom.io".to_string(),
+            };
             Ok(HelpdeskSettings::Intercom {
                 access_token: Secret(non_empty(
                     "helpdesk.intercom.access_token",
                     Some(table.access_token),
                 )?),
-                admin_id: table.admin_id,
+                admin_id: non_empty("helpdesk.intercom.admin_id", table.admin_id)?,
+                assignee_id: table
+                    .assignee_id
+                    .map(|id| id.trim().to_string())
+                    .filter(|id| !id.is_empty()),
+                base_url,
+                client_secret: optional_secret(table.client_secret),
             })
         }
         other => Err(invalid(

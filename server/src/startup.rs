@@ -77,22 +77,6 @@ pub fn check_adapters(settings: &Settings) -> Result<(), StartupError> {
             fix: "use kb.backend = \"embedded\"",
         });
     }
-    let helpdesk = match settings.helpdesk {
-        HelpdeskSettings::Inbox
-        | HelpdeskSettings::Zendesk { .. }
-        | HelpdeskSettings::Freshdesk { .. } => None,
-        HelpdeskSettings::Intercom { .. } => Some((
-            "helpdesk.kind = \"intercom\"",
-            "the Intercom helpdesk adapter",
-        )),
-    };
-    if let Some((setting, adapter)) = helpdesk {
-        return Err(StartupError::NotBuilt {
-            setting,
-            adapter,
-            fix: "use helpdesk.kind = \"inbox\" (the built-in inbox), \"zendesk\" or \"freshdesk\"",
-        });
-    }
     Ok(())
 }
 
@@ -311,7 +295,25 @@ const HELPDESK_TIMEOUT: Duration = Duration::from_secs(20);
 /// Errors: the HTTP client cannot be built.
 pub fn build_helpdesk(settings: &Settings) -> Result<Arc<dyn Helpdesk>, StartupError> {
     Ok(match &settings.helpdesk {
-        HelpdeskSettings::Inbox | HelpdeskSettings::Intercom { .. } => Arc::new(InboxHelpdesk),
+        HelpdeskSettings::Inbox => Arc::new(InboxHelpdesk),
+        HelpdeskSettings::Intercom {
+            access_token,
+            admin_id,
+            assignee_id,
+            base_url,
+            ..
+        } => Arc::new(
+            crate::adapters::intercom::IntercomHelpdesk::new(
+                crate::adapters::intercom::IntercomConfig {
+                    base_url: base_url.clone(),
+                    access_token: access_token.expose().to_string(),
+                    admin_id: admin_id.clone(),
+                    assignee_id: assignee_id.clone(),
+                    timeout: HELPDESK_TIMEOUT,
+                },
+            )
+            .map_err(StartupError::Other)?,
+        ),
         HelpdeskSettings::Zendesk {
             email,
             api_token,

@@ -2,7 +2,9 @@
 //! HTTP and the JSON wire format; it converts wire frames to engine calls by hand.
 //!
 //! Routes: `GET /` (demo page with the widget), `GET /widget.js`, `GET /healthz`,
-//! `GET /readyz`, `GET /v1/ws` (the WebSocket protocol of `PROTOCOL.md`).
+//! `GET /readyz`, `GET /v1/ws` (the WebSocket protocol of `PROTOCOL.md`), `GET /inbox` and
+//! `/v1/inbox/…` (the built-in inbox and its JSON API), `POST /v1/webhooks/{zendesk, freshdesk,
+//! intercom}` (helpdesk updates in).
 
 pub mod inbox;
 pub mod pages;
@@ -49,6 +51,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/ws", web::get().to(ws::upgrade))
         .route("/inbox", web::get().to(inbox::page))
         .route("/v1/webhooks/zendesk", web::post().to(webhooks::zendesk))
+        .route("/v1/webhooks/intercom", web::post().to(webhooks::intercom))
         .route(
             "/v1/webhooks/freshdesk",
             web::post().to(webhooks::freshdesk),

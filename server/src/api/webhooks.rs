@@ -1,17 +1,20 @@
-//! Helpdesk webhooks in: `POST /v1/webhooks/zendesk` and `POST /v1/webhooks/freshdesk`
-//! (`PROTOCOL.md`, "Helpdesk webhooks"; the bodies to paste into a Zendesk trigger and a
-//! Freshdesk automation are in the README). An agent's public reply reaches the visitor's
+//! Helpdesk webhooks in: `POST /v1/webhooks/zendesk`, `POST /v1/webhooks/freshdesk` and
+//! `POST /v1/webhooks/intercom` (`PROTOCOL.md`, "Helpdesk webhooks"; the bodies to paste into a
+//! Zendesk trigger and a Freshdesk automation are in the README; Intercom sends its own
+//! `notification_event` envelope, wire-facts §3.6). An agent's public reply reaches the visitor's
 //! widget; a solved ticket closes the conversation and asks for a rating.
 //!
 //! Authenticity (`../shared/docs/wire-facts.md` §1.7, §2.6): Zendesk signs each delivery
 //! (base64 HMAC-SHA256 of timestamp + body with the webhook's signing secret; deliveries more
 //! than 5 minutes from now are refused, and a repeated `x-zendesk-webhook-invocation-id` is
 //! acknowledged without effect); Freshdesk signs nothing, so its automation sends our shared
-//! secret in `X-Frontdesk-Secret`. Without a configured secret the route refuses everything.
+//! secret in `X-Frontdesk-Secret`; Intercom signs the raw body (`X-Hub-Signature: sha1=`, HMAC-SHA1
+//! with the app's client secret) and delivers at least once, so notification ids are
+//! deduplicated. Without a configured secret the route refuses everything.
 //! Updates written by Frontdesk's own API user are ignored (no echo loops).
 
 use crate::api::webhook_auth::{
-    ReplayGuard, WebhookAuthError, verify_shared_secret, verify_zendesk,
+    ReplayGuard, WebhookAuthError, verify_intercom, verify_shared_secret, verify_zendesk,
 };
 use crate::api::wire::ErrorCode;
 use crate::api::{AppState, error_reply, http_error};
@@ -27,6 +30,24 @@ pub const REPLAY_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The JSON body our Zendesk trigger and Freshdesk automation send (placeholders filled in by
 /// the helpdesk). Every field but `ticket_id` may be empty.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn intercom_html_bodies_become_plain_lines() {
+        assert_eq!(
+            super::html_to_text(
+                "<p>Hi Ana,</p><p>I've refunded it &amp; you'll see it <b>soon</b>.</p>"
+            ),
+            "Hi Ana,\nI've refunded it & you'll see it soon."
+        );
+        assert_eq!(
+            super::html_to_text("line one<br>line two"),
+            "line one\nline two"
+        );
+        assert_eq!(super::html_to_text("<script>x</script>"), "x");
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct TicketWebhook {
     /// Zendesk `{{ticket.id}}`, Freshdesk `{{ticket.id}}` (a string or a number).
@@ -132,6 +153,122 @@ pub async fn freshdesk(
     relay(&state, "freshdesk", &body, None).await
 }
 
+/// `POST /v1/webhooks/intercom`: `conversation.admin.replied` relays the admin's reply,
+/// `conversation.admin.closed` closes the conversation; other topics (`ping`, notes,
+/// assignments) are acknowledged without effect.
+pub async fn intercom(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let HelpdeskSettings::Intercom {
+        client_secret: Some(secret),
+        admin_id,
+        ..
+    } = &state.helpdesk
+    else {
+        return not_configured("intercom");
+    };
+    let signature = match header(&request, "x-hub-signature") {
+        Ok(signature) => signature,
+        Err(err) => return unauthorized(&err),
+    };
+    if let Err(err) = verify_intercom(secret.expose(), &body, signature) {
+        return unauthorized(&err);
+    }
+    let notification: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(json) => json,
+        Err(err) => {
+            return http_error(
+                ErrorCode::BadRequest,
+                format!("not an Intercom notification_event: {err}"),
+                None,
+            );
+        }
+    };
+    let topic = notification["topic"].as_str().unwrap_or_default();
+    let item = &notification["data"]["item"];
+    let solved = topic == "conversation.admin.closed";
+    if topic != "conversation.admin.replied" && !solved {
+        return HttpResponse::Ok().json(json!({ "outcome": "nothing_to_do" }));
+    }
+    let notification_id = notification["id"].as_str().unwrap_or_default().to_string();
+    if !notification_id.is_empty() && state.webhook_replays.first_time(&notification_id).is_err() {
+        return HttpResponse::Ok().json(json!({ "outcome": "duplicate" }));
+    }
+    let conversation_id = match &item["id"] {
+        serde_json::Value::String(id) => id.clone(),
+        serde_json::Value::Number(id) => id.to_string(),
+        _ => String::new(),
+    };
+    // The newest part is the reply (or the close, which may carry a message).
+    let part = item["conversation_parts"]["conversation_parts"]
+        .as_array()
+        .and_then(|parts| parts.last())
+        .cloned()
+        .unwrap_or_default();
+    let author = &part["author"];
+    let author_id = match &author["id"] {
+        serde_json::Value::String(id) => id.clone(),
+        serde_json::Value::Number(id) => id.to_string(),
+        _ => String::new(),
+    };
+    if author_id == *admin_id && !solved {
+        return HttpResponse::Ok().json(json!({ "outcome": "own_update" }));
+    }
+    let reply = part["body"].as_str().map(html_to_text).unwrap_or_default();
+    let update = TicketUpdate {
+        helpdesk: "intercom",
+        ticket_id: conversation_id,
+        public_reply: Some(reply),
+        author_name: author["name"].as_str().map(str::to_string),
+        solved,
+    };
+    let response = outcome_response(state.engine.relay_ticket_update(update).await);
+    if response.status().is_server_error() && !notification_id.is_empty() {
+        state.webhook_replays.forget(&notification_id);
+    }
+    response
+}
+
+/// The text of an Intercom HTML body (`<p>Hi</p><p>There</p>` → `Hi\nThere`).
+fn html_to_text(html: &str) -> String {
+    let spaced = html
+        .replace("<br>", "\n")
+        .replace("<br/>", "\n")
+        .replace("<br />", "\n")
+        .replace("</p>", "</p>\n");
+    let fragment = scraper::Html::parse_fragment(&spaced);
+    fragment
+        .root_element()
+        .text()
+        .collect::<String>()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn outcome_response(
+    result: Result<TicketUpdateOutcome, crate::engine::EngineError>,
+) -> HttpResponse {
+    match result {
+        Ok(outcome) => HttpResponse::Ok().json(json!({
+            "outcome": match outcome {
+                TicketUpdateOutcome::Relayed => "relayed",
+                TicketUpdateOutcome::UnknownTicket => "unknown_ticket",
+                TicketUpdateOutcome::NothingToDo => "nothing_to_do",
+            }
+        })),
+        Err(err) => {
+            let (code, message, retry_after_ms) = error_reply(&err);
+            // A 5xx makes the helpdesk retry the delivery later: nothing is lost.
+            http_error(code, message, retry_after_ms.map(Duration::from_millis))
+        }
+    }
+}
+
 async fn relay(
     state: &AppState,
     helpdesk: &'static str,
@@ -175,20 +312,7 @@ async fn relay(
         author_name: Some(webhook.author_name),
         solved,
     };
-    match state.engine.relay_ticket_update(update).await {
-        Ok(outcome) => HttpResponse::Ok().json(json!({
-            "outcome": match outcome {
-                TicketUpdateOutcome::Relayed => "relayed",
-                TicketUpdateOutcome::UnknownTicket => "unknown_ticket",
-                TicketUpdateOutcome::NothingToDo => "nothing_to_do",
-            }
-        })),
-        Err(err) => {
-            let (code, message, retry_after_ms) = error_reply(&err);
-            // A 5xx makes the helpdesk retry the delivery later: nothing is lost.
-            http_error(code, message, retry_after_ms.map(Duration::from_millis))
-        }
-    }
+    outcome_response(state.engine.relay_ticket_update(update).await)
 }
 
 /// The replay guard of Zendesk invocation ids (per instance).
