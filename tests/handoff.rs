@@ -641,3 +641,62 @@ async fn an_intercom_handoff_becomes_one_conversation_and_the_admin_reply_reache
         .expect("answers");
     assert_eq!(forged.status(), 401);
 }
+
+#[tokio::test]
+async fn visitors_see_their_place_in_line_and_an_offline_team_asks_for_an_email() {
+    // The billing team works only tomorrow (UTC), so it is closed now whatever the time.
+    let tomorrow = (time::OffsetDateTime::now_utc() + time::Duration::days(1)).weekday();
+    let day = &tomorrow.to_string().to_ascii_lowercase()[..3];
+    let app = spawn_app_with_config(&format!(
+        "{inbox}[[sites]]\nid = \"demo\"\npublic_key = \"pk_demo_frontdesk\"\n\
+         [sites.routing]\ndefault_team = \"support\"\n\
+         teams = [{{ id = \"support\", name = \"support team\" }}, \
+                  {{ id = \"billing\", name = \"billing team\", hours = \"{day} 09:00-17:00\", timezone = \"UTC\" }}]\n\
+         rules = [{{ language = \"es\", team = \"billing\" }}]\n",
+        inbox = inbox_layer()
+    ))
+    .await;
+    let (_first, first) = visitor_asks_for_a_human(&app, "I need a person to help me").await;
+    assert_eq!(first["status"], "pending");
+    assert_eq!(first["queue_position"], 1);
+    let (_second, second) = visitor_asks_for_a_human(&app, "Can I talk to an agent?").await;
+    assert_eq!(second["queue_position"], 2, "{second}");
+    assert!(
+        second["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("number 2 in line")),
+        "{second}"
+    );
+    // A Spanish request goes to the billing team, closed now.
+    let mut client = app.client().await;
+    client.hello(&app.site_key).await.expect("welcome");
+    let turn = client
+        .ask("Quiero hablar con una persona, por favor")
+        .await
+        .expect("turn");
+    assert_eq!(turn.end["type"], "handoff", "{}", turn.end);
+    assert_eq!(turn.end["status"], "offline");
+    assert_eq!(turn.end["team"], "billing team");
+    let message = turn.end["message"].as_str().expect("message");
+    assert!(
+        message.contains("offline") && message.contains("Leave your email"),
+        "{message}"
+    );
+    assert!(
+        message.contains("at 09:00 (UTC)"),
+        "says when they are back: {message}"
+    );
+    assert!(turn.end.get("queue_position").is_none(), "{}", turn.end);
+    // The handoff is in the inbox all the same.
+    let token = sign_in(&app).await;
+    let queue: Value = reqwest::Client::new()
+        .get(format!("{}/v1/inbox/queue", app.http_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(queue["items"].as_array().map(Vec::len), Some(3), "{queue}");
+}

@@ -534,6 +534,9 @@ pub struct Routing {
 pub struct Team {
     pub id: String,
     pub name: String,
+    /// When a person answers (`None`: always). Outside them a handoff is `offline`: the visitor
+    /// is asked for an email and told when the team is back; the ticket is created anyway.
+    pub hours: Option<crate::hours::BusinessHours>,
 }
 
 /// A routing rule: every condition that is set must match.
@@ -799,6 +802,10 @@ struct RawRouting {
 struct RawTeam {
     id: String,
     name: String,
+    /// `"mon-fri 09:00-17:00; sat 10:00-14:00"`.
+    hours: Option<String>,
+    /// IANA zone of `hours` (default `UTC`).
+    timezone: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1545,6 +1552,7 @@ fn validate_sites(raw: Vec<RawSite>) -> Result<Vec<SiteSettings>, ConfigError> {
                 teams: vec![Team {
                     id: "support".into(),
                     name: "support team".into(),
+                    hours: None,
                 }],
                 rules: Vec::new(),
             },
@@ -1590,9 +1598,26 @@ fn validate_routing(
                     format!("team id {id:?} is empty or repeated"),
                 ));
             }
+            let hours = match &team.hours {
+                Some(spec) => Some(
+                    crate::hours::BusinessHours::parse(
+                        spec,
+                        team.timezone.as_deref().unwrap_or("UTC"),
+                    )
+                    .map_err(|err| invalid(format!("{key}.teams[{id}].hours"), err))?,
+                ),
+                None if team.timezone.is_some() => {
+                    return Err(invalid(
+                        format!("{key}.teams[{id}].timezone"),
+                        "is set without hours (e.g. hours = \"mon-fri 09:00-17:00\")",
+                    ));
+                }
+                None => None,
+            };
             Ok(Team {
                 id,
                 name: team.name,
+                hours,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -316,6 +316,10 @@ pub enum EventKind {
         message: String,
         /// Internal: why (never sent to the visitor).
         reasons: Vec<ReasonCode>,
+        /// The visitor's place in line among the team's waiting handoffs when announced
+        /// (built-in inbox only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue_position: Option<u32>,
     },
     /// An agent's reply relayed from the helpdesk.
     AgentMessage {

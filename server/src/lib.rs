@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod hours;
 pub mod ids;
 pub mod ports;
 pub mod startup;

@@ -183,7 +183,9 @@ test("talk to a person: from the header, or from an answer that offers one; the 
   assert.equal(handoff.status, "pending");
   assert.deepEqual(frames.sent.at(-1), { type: "request_human" });
   assert.equal(await page.locator(".msg.system .body").textContent(), handoff.message);
-  assert.equal(await page.locator(".state").textContent(), "Connecting you with our team…");
+  // The default routing sends it to the support team; the state line names it.
+  assert.equal(handoff.team, "support team");
+  assert.equal(await page.locator(".state").textContent(), `Connecting you with our support team… You’re number ${handoff.queue_position} in the queue.`);
   assert.equal(await page.locator(".head .human").isHidden(), true, "no second request while one is pending");
   await page.screenshot({ path: screenshotPath("04-handoff-requested") });
   await ctx.close();
@@ -482,9 +484,9 @@ test("scripted socket: agent replies, queue position, the offline email form and
   await page.keyboard.press("Enter");
   await page.locator(".msg.visitor .meta").waitFor({ state: "hidden" });
   const send = (frame) => socket.send(JSON.stringify(frame));
-  send({ type: "handoff", event_id: 2, status: "pending", team: "Billing", message: "I'm connecting you with our billing team now.", queue_position: 3 });
+  send({ type: "handoff", event_id: 2, status: "pending", team: "billing team", message: "I'm connecting you with our billing team now.", queue_position: 3 });
   await page.locator(".state", { hasText: "You’re number 3 in the queue." }).waitFor();
-  assert.equal(await page.locator(".state").textContent(), "Connecting you with Billing… You’re number 3 in the queue.");
+  assert.equal(await page.locator(".state").textContent(), "Connecting you with our billing team… You’re number 3 in the queue.");
   send({ type: "typing", actor: "agent", is_typing: true });
   await page.locator(".typing .sr", { hasText: "Someone from our team is typing…" }).waitFor();
   send({

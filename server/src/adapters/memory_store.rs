@@ -736,6 +736,19 @@ impl ConversationStore for MemoryStore {
         Ok(queue.into_iter().map(|(_, id)| id).collect())
     }
 
+    async fn waiting_count(&self, site: &SiteId) -> Result<usize, StoreError> {
+        Ok(self
+            .lock()
+            .conversations
+            .iter()
+            .filter(|((entry_site, _), entry)| {
+                entry_site == site
+                    && entry.queued_at.is_some()
+                    && entry.conversation.assignee.is_none()
+            })
+            .count())
+    }
+
     async fn assign_handoff(
         &self,
         site: &SiteId,

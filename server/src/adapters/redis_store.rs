@@ -13,6 +13,7 @@
 //! | `P outbox` | sorted set | handoffs waiting for their helpdesk ticket, member `S:C`, scored by when the next attempt is due (ms); a claim moves the score to the lease's end |
 //! | `P outbox:attempts` | hash | `S:C` → failed delivery attempts |
 //! | `P queue:S` | sorted set | the site's open handoffs (pending or assigned), member `C`, scored by when they entered the queue (ms) |
+//! | `P queue:S:waiting` | sorted set | the same, while not assigned (the visitor's place in line) |
 //! | `P presence:S:C` | sorted set | sockets showing the conversation, scored by when their presence runs out (ms); the key expires with the last |
 //! | `P ticket:H:T` | string | `S:C` of helpdesk `H`'s ticket `T` (expires with the closed conversation) |
 //!
@@ -126,7 +127,10 @@ const SET_STATUS: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'status_changed_at', ARGV[2])
 if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end
-if ARGV[1] == 'closed' or ARGV[1] == 'bot' then redis.call('ZREM', KEYS[4], ARGV[6]) end
+if ARGV[1] == 'closed' or ARGV[1] == 'bot' then
+  redis.call('ZREM', KEYS[4], ARGV[6])
+  redis.call('ZREM', KEYS[4] .. ':waiting', ARGV[6])
+end
 local ticket = redis.call('HGET', KEYS[1], 'ticket')
 if ticket then
   local t = cjson.decode(ticket)
@@ -181,6 +185,7 @@ redis.call('HSET', KEYS[1], 'handoff', handoff, 'status', 'waiting_for_agent', '
 for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
 redis.call('PERSIST', ARGV[5] .. redis.call('HGET', KEYS[1], 'visitor'))
 redis.call('ZADD', KEYS[4], 'NX', ARGV[9], ARGV[7])
+if not redis.call('HGET', KEYS[1], 'assignee') then redis.call('ZADD', KEYS[4] .. ':waiting', 'NX', ARGV[9], ARGV[7]) end
 redis.call('ZADD', KEYS[5], ARGV[9], ARGV[8])
 redis.call('HDEL', KEYS[6], ARGV[8])
 redis.call('PUBLISH', ARGV[1], event)
@@ -204,6 +209,7 @@ redis.call('HSET', KEYS[1], 'handoff', handoff, 'status', 'waiting_for_agent', '
 for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
 redis.call('PERSIST', ARGV[4] .. redis.call('HGET', KEYS[1], 'visitor'))
 redis.call('ZADD', KEYS[4], 'NX', ARGV[7], ARGV[5])
+if not redis.call('HGET', KEYS[1], 'assignee') then redis.call('ZADD', KEYS[4] .. ':waiting', 'NX', ARGV[7], ARGV[5]) end
 redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6])
 redis.call('HDEL', KEYS[6], ARGV[6])
 return 1
@@ -259,12 +265,13 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[4], ttl) end
 return 1
 "#;
 
-/// Assigns the pending handoff: `KEYS` = meta; `ARGV` = agent, status_changed_at. Returns 0
-/// without the conversation, -1 without a pending handoff.
+/// Assigns the pending handoff: `KEYS` = meta, queue; `ARGV` = agent, status_changed_at,
+/// conversation id. Returns 0 without the conversation, -1 without a pending handoff.
 const ASSIGN_HANDOFF: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'handoff') == 0 then return -1 end
 redis.call('HSET', KEYS[1], 'assignee', ARGV[1], 'status', 'with_agent', 'status_changed_at', ARGV[2])
+redis.call('ZREM', KEYS[2] .. ':waiting', ARGV[3])
 return 1
 "#;
 
@@ -274,6 +281,7 @@ const RESOLVE_HANDOFF: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HDEL', KEYS[1], 'handoff', 'assignee')
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[2] .. ':waiting', ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
 if redis.call('HGET', KEYS[1], 'status') ~= 'closed' then
@@ -318,6 +326,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     redis.call('DEL', ARGV[3] .. t.helpdesk .. ':' .. t.id)
   end
   redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[2] .. ':waiting', id)
   redis.call('ZREM', KEYS[3], ARGV[2] .. id)
   redis.call('HDEL', KEYS[4], ARGV[2] .. id)
   n = n + redis.call('DEL', base .. ':meta')
@@ -1576,6 +1585,13 @@ impl ConversationStore for RedisStore {
             .collect()
     }
 
+    async fn waiting_count(&self, site: &SiteId) -> Result<usize, StoreError> {
+        let n: u64 = self
+            .query(redis::cmd("ZCARD").arg(format!("{}:waiting", self.inner.keys.queue(site))))
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     async fn assign_handoff(
         &self,
         site: &SiteId,
@@ -1586,8 +1602,11 @@ impl ConversationStore for RedisStore {
         let code: i64 = self
             .eval(
                 &self.inner.scripts.assign_handoff,
-                &[&self.inner.keys.meta(site, id)],
-                &[agent, &rfc3339(at)?],
+                &[
+                    &self.inner.keys.meta(site, id),
+                    &self.inner.keys.queue(site),
+                ],
+                &[agent, &rfc3339(at)?, &id.to_string()],
             )
             .await?;
         match code {

@@ -111,6 +111,8 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         team: Option<String>,
         message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue_position: Option<u32>,
     },
     AgentMessage {
         event_id: u64,
@@ -349,12 +351,14 @@ pub fn event_frame(event: &StoredEvent) -> Option<ServerFrame> {
             status,
             team,
             message,
+            queue_position,
             ..
         } => ServerFrame::Handoff {
             event_id,
             status: handoff_status(*status),
             team: team.clone(),
             message: message.clone(),
+            queue_position: *queue_position,
         },
         EventKind::AgentMessage {
             message_id,

@@ -442,6 +442,7 @@ impl Engine {
             team: self.team_name(site, handoff),
             message: super::replies::agent_joined(&agent.name),
             reasons: Vec::new(),
+            queue_position: None,
         };
         self.ports.store.append_event(site, id, kind, now).await?;
         Ok(())

@@ -1380,19 +1380,58 @@ impl Engine {
         if !context.persisted.load(Ordering::Acquire) {
             self.ensure_persisted(context).await?;
         }
-        let message = message.unwrap_or_else(|| {
-            team.map_or_else(
-                || replies::HANDOFF_PENDING.to_string(),
-                |team| replies::handoff_pending_to(&team.name),
-            )
-        });
         let now = OffsetDateTime::now_utc();
+        let store = &self.ports.store;
+        let (site, id) = (&context.site.id, &context.conversation_id);
+        // Outside the team's hours nobody answers live: say when they are back and ask for an
+        // email (the widget shows the form for `offline`); the ticket is created all the same.
+        let closed = team
+            .and_then(|team| team.hours.as_ref())
+            .filter(|hours| !hours.is_open(now));
+        let (status, queue_position) = match closed {
+            Some(_) => (HandoffStatus::Offline, None),
+            // The built-in inbox's line (other helpdesks keep their own queues).
+            None if self.ports.helpdesk.adapter_name() == "inbox" => {
+                let waiting = store.waiting_count(site).await?;
+                (
+                    HandoffStatus::Pending,
+                    Some(u32::try_from(waiting).unwrap_or(u32::MAX).saturating_add(1)),
+                )
+            }
+            None => (HandoffStatus::Pending, None),
+        };
+        let message = match (message, closed) {
+            (Some(message), _) => message,
+            (None, Some(hours)) => {
+                let email = store
+                    .conversation(site, id)
+                    .await?
+                    .and_then(|conversation| conversation.contact_email);
+                replies::team_offline(
+                    team.map_or("team", |team| team.name.as_str()),
+                    hours.describe_next_opening(now).as_deref(),
+                    email.as_ref().map(|email| email.as_str()),
+                )
+            }
+            (None, None) => {
+                let mut text = team.map_or_else(
+                    || replies::HANDOFF_PENDING.to_string(),
+                    |team| replies::handoff_pending_to(&team.name),
+                );
+                if let Some(position) = queue_position {
+                    text.push(' ');
+                    text.push_str(&replies::queue_position(position));
+                }
+                text
+            }
+        };
         let announcement = EventKind::Handoff {
             message_id: MessageId::generate(),
-            status: HandoffStatus::Pending,
+            status,
             team: team.map(|team| team.name.clone()),
             message,
             reasons: reasons.clone(),
+            queue_position,
         };
         let handoff = PendingHandoff {
             handoff_id: HandoffId::generate(),
@@ -1405,8 +1444,6 @@ impl Engine {
             analysis: analysis.map(handoff_analysis),
         };
         // One atomic store call: two instances (or tabs) asking at once open one handoff.
-        let store = &self.ports.store;
-        let (site, id) = (&context.site.id, &context.conversation_id);
         let opened = match store
             .open_handoff(site, id, announcement.clone(), handoff.clone())
             .await

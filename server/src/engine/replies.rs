@@ -25,6 +25,32 @@ They'll see everything you've written here, so you won't need to repeat yourself
     )
 }
 
+/// The visitor's place in line (built-in inbox), after the handoff message.
+pub fn queue_position(position: u32) -> String {
+    if position <= 1 {
+        "You're next in line.".to_string()
+    } else {
+        format!("You're number {position} in line.")
+    }
+}
+
+/// A handoff outside the team's business hours (`handoff{status: offline}`): when they are
+/// back (`"Monday at 09:00 (Europe/Berlin)"`) and where they will answer.
+pub fn team_offline(team: &str, back: Option<&str>, email: Option<&str>) -> String {
+    let back = back.map_or_else(String::new, |when| format!(" They're back {when}."));
+    match email {
+        Some(email) => format!(
+            "Our {team} is offline right now.{back} They'll reply here and by email to {email}, \
+             and they'll see everything you've written, so you won't need to repeat yourself."
+        ),
+        None => format!(
+            "Our {team} is offline right now.{back} Leave your email and they'll reply there \
+             as well as here; they'll see everything you've written, so you won't need to \
+             repeat yourself."
+        ),
+    }
+}
+
 /// An inbox agent took the conversation (`handoff{status: assigned}`).
 pub fn agent_joined(agent_name: &str) -> String {
     format!("{agent_name} from our team has joined the conversation.")

@@ -50,6 +50,7 @@ mod tests {
         let team = |id: &str, name: &str| Team {
             id: id.into(),
             name: name.into(),
+            hours: None,
         };
         let rule =
             |category: Option<&str>, priority, language: Option<&str>, team: &str| RoutingRule {

@@ -243,6 +243,7 @@ mod tests {
                     team: None,
                     message: "Connecting you".into(),
                     reasons: vec![ReasonCode::BillingDispute],
+                    queue_position: None,
                 },
             ),
         ];

@@ -316,6 +316,10 @@ pub trait ConversationStore: Send + Sync {
     /// The site's open handoffs (pending or assigned), in the order they entered the queue.
     async fn handoff_queue(&self, site: &SiteId) -> Result<Vec<ConversationId>, StoreError>;
 
+    /// How many of the site's open handoffs wait for an agent (not assigned): a new handoff's
+    /// place in line is this plus one. One cheap read (for the visitor's "number N in line").
+    async fn waiting_count(&self, site: &SiteId) -> Result<usize, StoreError>;
+
     /// Assigns the conversation's pending handoff to `agent` (replacing any assignee) and moves
     /// it to `with_agent`. `NotFound` if no conversation; `Rejected` if no handoff is pending.
     async fn assign_handoff(
@@ -678,6 +682,7 @@ pub mod conformance {
                     team: None,
                     message: "Connecting you".into(),
                     reasons: vec![ReasonCode::RequestedHuman],
+                    queue_position: None,
                 },
                 now,
             )
@@ -1312,6 +1317,7 @@ pub mod conformance {
             ids.push(new.id);
         }
         assert_eq!(store.handoff_queue(&site).await.expect("queue"), ids);
+        assert_eq!(store.waiting_count(&site).await.expect("waiting"), 3);
         assert!(matches!(
             store
                 .assign_handoff(&site, &ConversationId::generate(), "sam", start)
@@ -1333,6 +1339,11 @@ pub mod conformance {
             store.handoff_queue(&site).await.expect("queue"),
             ids,
             "an assigned handoff stays in the queue"
+        );
+        assert_eq!(
+            store.waiting_count(&site).await.expect("waiting"),
+            2,
+            "but no longer waits"
         );
         store
             .resolve_handoff(&site, &ids[0], start)
@@ -1361,6 +1372,7 @@ pub mod conformance {
             store.handoff_queue(&site).await.expect("queue"),
             vec![ids[2]]
         );
+        assert_eq!(store.waiting_count(&site).await.expect("waiting"), 1);
         let due: Vec<ConversationId> = claim(
             store,
             &site,
@@ -1388,6 +1400,7 @@ pub mod conformance {
             team: Some("billing team".into()),
             message: "Connecting you with our billing team".into(),
             reasons: vec![ReasonCode::BillingDispute],
+            queue_position: None,
         }
     }
 
