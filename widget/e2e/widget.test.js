@@ -2,9 +2,10 @@
 // (`frontdesk serve`, demo help center, in-memory store). Screenshots go to
 // test-output/widget/ (gitignored).
 //
-// What the current server cannot produce (agent replies, closing a conversation, an offline
-// team) is rendered from scripted socket frames in the last tests, and marked as such; the
-// agent-reply round trip through the inbox comes with the handoff issue.
+// The agent's side is the real built-in inbox: its page at /inbox, signed in with the one-time
+// `admin` password the server logs when no agents are configured. What the demo server cannot
+// produce on demand (an offline team) is rendered from scripted socket frames in the last test,
+// and marked as such.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -273,6 +274,77 @@ test("a cut connection comes back with last_event_id and shows what was missed e
   assert.equal(texts.filter((t) => t.includes("a repeat")).length, 0);
   await a.page.screenshot({ path: screenshotPath("07-missed-events-after-reconnect") });
   assert.deepEqual([...a.errors, ...b.errors], []);
+  await ctx.close();
+});
+
+/** The one-time inbox password `serve` logs when no agents are configured. */
+function adminPassword() {
+  const m = /sign in at \/inbox as \\?"admin\\?" with the one-time password ([0-9a-f]{32})/.exec(server.logs());
+  assert.ok(m, `the server logs the admin password:\n${server.logs()}`);
+  return m[1];
+}
+
+test("an agent answers from the inbox page: the visitor sees it live, and a reply sent while the connection is cut arrives once after it comes back", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
+  const visitor = await newPage({ context: ctx });
+  let blocked = false;
+  let current = null;
+  await visitor.page.routeWebSocket(/\/v1\/ws$/, (ws) => {
+    if (blocked) {
+      ws.close({ code: 4001, reason: "test: network down" });
+      return;
+    }
+    const upstream = ws.connectToServer();
+    ws.onMessage((message) => upstream.send(message));
+    upstream.onMessage((message) => ws.send(message));
+    ws.onClose(() => upstream.close());
+    upstream.onClose(() => ws.close());
+    current = { ws, upstream };
+  });
+  await visitor.page.goto(`${server.url}/`);
+  await openWidget(visitor.page);
+  await ask(visitor.page, "My lamp keeps disconnecting from the wifi");
+  await visitor.page.locator(".head .human").click();
+  await visitor.page.locator(".msg.system").waitFor();
+
+  // The agent signs in on the inbox page (another browser context: another person).
+  const agentCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
+  const agent = await newPage({ context: agentCtx });
+  await agent.page.goto(`${server.url}/inbox`);
+  await agent.page.getByLabel(/agent/i).fill("admin");
+  await agent.page.getByLabel(/password/i).fill(adminPassword());
+  await agent.page.getByRole("button", { name: /sign in/i }).click();
+  const item = agent.page.locator("button", { hasText: "My lamp keeps disconnecting from the wifi" }).first();
+  await item.click();
+  await agent.page.locator("text=My lamp keeps disconnecting from the wifi").last().waitFor();
+  await agent.page.getByLabel(/^reply/i).fill("Hi, I'm from support. Is the lamp within 10 m of the router?");
+  await agent.page.getByRole("button", { name: /^send/i }).click();
+  await agent.page.screenshot({ path: screenshotPath("20-inbox-agent-replied") });
+
+  // The visitor sees the agent join and reply, live.
+  const live = visitor.page.locator(".msg.agent", { hasText: "Is the lamp within 10 m of the router?" });
+  await live.waitFor();
+  await visitor.page.screenshot({ path: screenshotPath("21-agent-reply-in-widget") });
+
+  // The visitor's connection is cut; the agent replies again meanwhile.
+  blocked = true;
+  await current.ws.close({ code: 4001, reason: "test: network down" });
+  await visitor.page.locator(".conn").filter({ hasText: "Reconnecting" }).waitFor();
+  await agent.page.getByLabel(/^reply/i).fill("If it is, please restart the router and tell me what happens.");
+  await agent.page.getByRole("button", { name: /^send/i }).click();
+  await agent.page.locator("text=please restart the router").last().waitFor();
+
+  // Back online: the missed reply arrives, exactly once.
+  blocked = false;
+  await visitor.page.locator(".conn button").click();
+  const missed = visitor.page.locator(".msg.agent", { hasText: "please restart the router" });
+  await missed.waitFor();
+  await visitor.page.waitForTimeout(300);
+  assert.equal(await missed.count(), 1, "the missed reply is shown once");
+  assert.equal(await live.count(), 1, "the live reply is not repeated");
+  await visitor.page.screenshot({ path: screenshotPath("22-missed-agent-reply-after-reconnect") });
+  assert.deepEqual([...visitor.errors, ...agent.errors], []);
+  await agentCtx.close();
   await ctx.close();
 });
 

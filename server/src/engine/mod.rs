@@ -382,7 +382,7 @@ impl Engine {
                 Ok(hash) => {
                     accounts.add(crate::config::InboxAgent {
                         id: "admin".into(),
-                        name: "Support".into(),
+                        name: "Support agent".into(),
                         password_hash: crate::config::Secret::new(hash),
                     });
                     tracing::warn!(

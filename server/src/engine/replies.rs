@@ -53,7 +53,7 @@ pub fn team_offline(team: &str, back: Option<&str>, email: Option<&str>) -> Stri
 
 /// An inbox agent took the conversation (`handoff{status: assigned}`).
 pub fn agent_joined(agent_name: &str) -> String {
-    format!("{agent_name} from our team has joined the conversation.")
+    format!("{agent_name} has joined the conversation.")
 }
 
 /// A draft answer is waiting for an agent's approval.
