@@ -102,6 +102,11 @@ impl HelpdeskCounters {
         self.lock().last_error.clone()
     }
 
+    /// The decision → ticket latency of the last ticket, in ms.
+    pub fn last_latency_ms(&self) -> Option<u64> {
+        self.lock().latencies_ms.back().copied()
+    }
+
     /// The `q`-quantile (0..1, nearest rank) of the decision → ticket latency in ms over the
     /// last tickets, `None` before the first.
     pub fn latency_ms(&self, q: f64) -> Option<u64> {
@@ -142,6 +147,8 @@ pub struct Outbox {
     backoff: backon::ExponentialBuilder,
     /// How often the worker looks for due handoffs when nothing wakes it (`helpdesk.outbox_poll`).
     poll: Duration,
+    /// The earliest retry this worker scheduled: it wakes then rather than at the next poll.
+    next_retry: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Outbox {
@@ -166,6 +173,7 @@ impl Outbox {
                 .with_jitter()
                 .without_max_times(),
             poll,
+            next_retry: Mutex::new(None),
         }
     }
 
@@ -186,10 +194,26 @@ impl Outbox {
     /// `helpdesk.outbox_poll`. A store that is down is retried on the next pass.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         loop {
+            let poll_at = tokio::time::Instant::now() + self.poll;
+            let wake_at = self
+                .next_retry
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .map_or(poll_at, |retry| retry.min(poll_at));
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(self.poll) => {}
+                () = tokio::time::sleep_until(wake_at) => {}
+            }
+            {
+                // A retry that came due is handled by this pass; a later one stays scheduled.
+                let mut next = self
+                    .next_retry
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if next.is_some_and(|retry| retry <= tokio::time::Instant::now()) {
+                    *next = None;
+                }
             }
             // Passes continue while a full batch was claimed (a backlog after an outage).
             loop {
@@ -287,6 +311,13 @@ impl Outbox {
                 store
                     .retry_handoff_at(site_id, id, OffsetDateTime::now_utc() + retry_in)
                     .await?;
+                // Wake for it then (a few ms late, so the claim finds it due).
+                let at = tokio::time::Instant::now() + retry_in + Duration::from_millis(5);
+                let mut next = self
+                    .next_retry
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                *next = Some(next.map_or(at, |earlier| earlier.min(at)));
                 Ok(Delivery::Retrying { error, retry_in })
             }
         }
@@ -301,12 +332,62 @@ impl Outbox {
             .backoff
             .build()
             .nth(attempts as usize)
-            .unwrap_or(RETRY_MAX);
+            .unwrap_or(RETRY_MAX)
+            // backon adds the jitter after its own cap.
+            .min(RETRY_MAX);
         match error {
             HelpdeskError::RateLimited {
                 retry_after: Some(wait),
             } => backoff.max(*wait),
             _ => backoff,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox() -> Outbox {
+        let store = Arc::new(crate::adapters::memory_store::MemoryStore::new(
+            Duration::from_secs(60),
+        ));
+        Outbox::new(
+            store,
+            Arc::new(crate::adapters::inbox::InboxHelpdesk),
+            None,
+            Vec::new(),
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn retry_delays_grow_from_a_second_are_jittered_and_honour_retry_after() {
+        let outbox = outbox();
+        let unavailable = HelpdeskError::Unavailable("HTTP 500".into());
+        // Exponential from 1 s (factor 2) with up to 100 % jitter.
+        let first: Vec<Duration> = (0..20)
+            .map(|_| outbox.retry_delay(&unavailable, 0))
+            .collect();
+        assert!(
+            first.iter().all(|d| *d >= RETRY_MIN && *d <= RETRY_MIN * 2),
+            "{first:?}"
+        );
+        assert!(
+            first.iter().any(|d| *d != first[0]),
+            "the jitter is random (a fixed seed would retry every instance in step): {first:?}"
+        );
+        let later = outbox.retry_delay(&unavailable, 3);
+        assert!(
+            later >= Duration::from_secs(8) && later <= Duration::from_secs(16),
+            "{later:?}"
+        );
+        assert_eq!(outbox.retry_delay(&unavailable, 40), RETRY_MAX, "capped");
+        let limited = HelpdeskError::RateLimited {
+            retry_after: Some(Duration::from_secs(30)),
+        };
+        assert_eq!(outbox.retry_delay(&limited, 0), Duration::from_secs(30));
+        let refused = HelpdeskError::Unauthorized("bad token".into());
+        assert_eq!(outbox.retry_delay(&refused, 0), RETRY_MAX);
     }
 }
