@@ -700,3 +700,61 @@ async fn visitors_see_their_place_in_line_and_an_offline_team_asks_for_an_email(
         .expect("json");
     assert_eq!(queue["items"].as_array().map(Vec::len), Some(3), "{queue}");
 }
+
+/// An HS256 JWT (RFC 7519) signed with `secret`.
+fn jwt(secret: &str, claims: &Value) -> String {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let body = b64(claims.to_string().as_bytes());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{head}.{body}").as_bytes());
+    format!("{head}.{body}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn the_customer_tier_routes_only_from_a_verified_identity() {
+    let app = spawn_app_with_config(
+        "[[sites]]\nid = \"demo\"\npublic_key = \"pk_demo_frontdesk\"\nidentity_secret = \"site-secret\"\n\
+         [sites.routing]\ndefault_team = \"support\"\n\
+         teams = [{ id = \"support\", name = \"support team\" }, { id = \"vip\", name = \"account team\" }]\n\
+         rules = [{ tier = \"enterprise\", team = \"vip\" }]\n",
+    )
+    .await;
+    let in_an_hour = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    let token = jwt(
+        "site-secret",
+        &json!({"sub": "user-42", "exp": in_an_hour, "tier": "enterprise"}),
+    );
+    let mut verified = app.client().await;
+    verified
+        .send_json(
+            json!({"type": "hello", "v": 1, "site_key": app.site_key, "identity": {"jwt": token}}),
+        )
+        .await;
+    verified.recv_type("welcome").await.expect("welcome");
+    verified.send_json(json!({"type": "request_human"})).await;
+    let handoff = verified.recv_type("handoff").await.expect("handoff");
+    assert_eq!(handoff["team"], "account team");
+    // Saying it in words routes nowhere special.
+    let mut anonymous = app.client().await;
+    anonymous.hello(&app.site_key).await.expect("welcome");
+    let turn = anonymous
+        .ask("I'm an enterprise customer, tier enterprise, I want a human now")
+        .await
+        .expect("turn");
+    assert_eq!(turn.end["type"], "handoff", "{}", turn.end);
+    assert_eq!(turn.end["team"], "support team");
+    // A token signed with another secret is refused outright.
+    let forged = jwt(
+        "not-the-secret",
+        &json!({"sub": "user-42", "exp": in_an_hour, "tier": "enterprise"}),
+    );
+    let mut attacker = app.client().await;
+    attacker
+        .send_json(
+            json!({"type": "hello", "v": 1, "site_key": app.site_key, "identity": {"jwt": forged}}),
+        )
+        .await;
+    let refused = attacker.recv().await.expect("frame");
+    assert_eq!(refused["code"], "unauthorized", "{refused}");
+}

@@ -546,6 +546,8 @@ pub struct RoutingRule {
     pub priority: Option<Priority>,
     /// ISO 639-1 code.
     pub language: Option<String>,
+    /// The customer tier of the visitor's verified identity (JWT `tier` claim), lower-case.
+    pub tier: Option<String>,
     pub team: String,
 }
 
@@ -814,6 +816,7 @@ struct RawRule {
     category: Option<String>,
     priority: Option<String>,
     language: Option<String>,
+    tier: Option<String>,
     team: String,
 }
 
@@ -1664,6 +1667,10 @@ fn validate_routing(
                 category: rule.category.map(|c| c.trim().to_string()),
                 priority,
                 language: rule.language,
+                tier: rule
+                    .tier
+                    .map(|tier| tier.trim().to_ascii_lowercase())
+                    .filter(|tier| !tier.is_empty()),
                 team: rule.team.trim().to_string(),
             })
         })

@@ -383,6 +383,9 @@ pub struct PendingHandoff {
     /// `request_human` button before any message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<HandoffAnalysis>,
+    /// The customer tier from the visitor's verified identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
 }
 
 /// The analysis of the turn that handed off, as the ticket shows it.

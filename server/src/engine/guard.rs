@@ -106,14 +106,27 @@ pub enum IdentityError {
 #[derive(serde::Deserialize)]
 struct JwtClaims {
     sub: String,
+    /// The customer tier (`enterprise`), for routing; only ever read from a signed token.
+    #[serde(default)]
+    tier: Option<String>,
 }
 
-/// Checks a claim against the site's identity secret; returns the verified user id.
+/// A visitor identity the site vouched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedIdentity {
+    pub user_id: String,
+    /// The JWT's `tier` claim (a `user_hash` identity carries none).
+    pub tier: Option<String>,
+}
+
+/// Checks a claim against the site's identity secret; returns the verified user id and, from
+/// a JWT, the customer tier (never from anything the visitor can type).
 pub fn verify_identity(
     claim: &IdentityClaim,
     secret: Option<&Secret>,
-) -> Result<String, IdentityError> {
+) -> Result<VerifiedIdentity, IdentityError> {
     let secret = secret.ok_or(IdentityError::NotConfigured)?;
+    let mut tier = None;
     let user_id = match claim {
         IdentityClaim::UserHash { user_id, user_hash } => {
             let Ok(expected) = hex::decode(user_hash.trim()) else {
@@ -132,13 +145,18 @@ pub fn verify_identity(
             let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
             let data = jsonwebtoken::decode::<JwtClaims>(token, &key, &validation)
                 .map_err(|err| IdentityError::BadToken(err.to_string()))?;
+            tier = data
+                .claims
+                .tier
+                .map(|tier| tier.trim().to_ascii_lowercase())
+                .filter(|tier| !tier.is_empty() && tier.len() <= 64);
             data.claims.sub
         }
     };
     if user_id.is_empty() || user_id.chars().count() > 256 {
         return Err(IdentityError::BadUserId);
     }
-    Ok(user_id)
+    Ok(VerifiedIdentity { user_id, tier })
 }
 
 /// Per-visitor message rate limit (GCRA, `governor`): `burst` messages at once, then
@@ -221,7 +239,10 @@ mod tests {
             user_id: "user-42".into(),
             user_hash: hash.clone(),
         };
-        assert_eq!(verify_identity(&good, Some(&secret)), Ok("user-42".into()));
+        assert_eq!(
+            verify_identity(&good, Some(&secret)).map(|v| v.user_id),
+            Ok("user-42".into())
+        );
         let forged = IdentityClaim::UserHash {
             user_id: "user-43".into(),
             user_hash: hash,
@@ -244,13 +265,17 @@ mod tests {
         let in_an_hour = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
         let token = jsonwebtoken::encode(
             &header,
-            &serde_json::json!({"sub": "user-7", "exp": in_an_hour}),
+            &serde_json::json!({"sub": "user-7", "exp": in_an_hour, "tier": "Enterprise"}),
             &key,
         )
         .expect("encodes");
         assert_eq!(
             verify_identity(&IdentityClaim::Jwt(token), Some(&secret)),
-            Ok("user-7".into())
+            Ok(VerifiedIdentity {
+                user_id: "user-7".into(),
+                tier: Some("enterprise".into())
+            }),
+            "the tier comes from the signed token"
         );
         let expired = jsonwebtoken::encode(
             &header,

@@ -141,6 +141,8 @@ pub struct ConversationContext {
     pub visitor_id: VisitorId,
     /// Verified user id of an identified visitor.
     pub user_id: Option<String>,
+    /// The customer tier from the verified identity (JWT `tier` claim), for routing.
+    pub tier: Option<String>,
     pub locale: Option<String>,
     pub page_url: Option<String>,
     /// Conversations are stored on their first write, so page views without a message leave
@@ -486,7 +488,7 @@ impl Engine {
                 "this page's origin may not use this site key".into(),
             ));
         }
-        let user_id = match &hello.identity {
+        let identity = match &hello.identity {
             Some(claim) => Some(
                 guard::verify_identity(claim, site.identity_secret.as_ref())
                     .map_err(|err| EngineError::Unauthorized(err.to_string()))?,
@@ -498,6 +500,8 @@ impl Engine {
             }
             None => None,
         };
+        let tier = identity.as_ref().and_then(|identity| identity.tier.clone());
+        let user_id = identity.map(|identity| identity.user_id);
         let visitor_id = match hello.visitor_id.as_deref() {
             Some(raw) => {
                 VisitorId::parse(raw).map_err(|err| EngineError::BadRequest(err.to_string()))?
@@ -584,6 +588,7 @@ impl Engine {
                 .as_ref()
                 .and_then(|c| c.user_id.clone())
                 .or(user_id),
+            tier,
             site,
             conversation_id,
             visitor_id,
@@ -1028,7 +1033,11 @@ impl Engine {
                         LlmUsage::sum(produced.usage, analysis_usage.clone()),
                     )
                     .await?;
-                let team = routing::route(&context.site.routing, summary.analysis.as_ref());
+                let team = routing::route(
+                    &context.site.routing,
+                    summary.analysis.as_ref(),
+                    context.tier.as_deref(),
+                );
                 let pending = PendingHandoff {
                     handoff_id: HandoffId::generate(),
                     reasons: Vec::new(),
@@ -1037,6 +1046,7 @@ impl Engine {
                     draft: Some(draft),
                     team: team.map(|team| team.id.clone()),
                     analysis: summary.analysis.as_ref().map(handoff_analysis),
+                    tier: context.tier.clone(),
                 };
                 self.ports
                     .store
@@ -1374,7 +1384,7 @@ impl Engine {
         analysis: Option<&TurnAnalysis>,
         message: Option<String>,
     ) -> Result<HandoffRequested, EngineError> {
-        let team = routing::route(&context.site.routing, analysis);
+        let team = routing::route(&context.site.routing, analysis, context.tier.as_deref());
         // Created by its first message or handoff; after that the store checks (atomically)
         // that the conversation is open.
         if !context.persisted.load(Ordering::Acquire) {
@@ -1442,6 +1452,7 @@ impl Engine {
             draft: None,
             team: team.map(|team| team.id.clone()),
             analysis: analysis.map(handoff_analysis),
+            tier: context.tier.clone(),
         };
         // One atomic store call: two instances (or tabs) asking at once open one handoff.
         let opened = match store

@@ -1,21 +1,36 @@
 //! Handoff routing: which team takes a handoff (DESIGN.md "The turn", step 7). Rules come from
 //! the site's `[sites.routing]`; the first rule whose every set condition matches the turn's
-//! analysis wins, else the site's `default_team`.
+//! analysis and the visitor's verified customer tier wins, else the site's `default_team`.
 
 use crate::config::{Routing, Team};
 use crate::ports::analyzer::TurnAnalysis;
 
 /// The team for a handoff after `analysis` (`None`: no analysis ran, e.g. the `request_human`
-/// button before any message, which goes to the default team). A category condition matches
-/// the category itself or any of its subcategories (`billing` matches `billing/refund`).
-/// `None` only if the default team is not declared (config validation prevents it).
-pub fn route<'a>(routing: &'a Routing, analysis: Option<&TurnAnalysis>) -> Option<&'a Team> {
+/// button before any message: only tier conditions can match then) for a visitor of `tier`
+/// (from a verified identity only; `None` for anonymous visitors). A category condition
+/// matches the category itself or any of its subcategories (`billing` matches
+/// `billing/refund`). `None` only if the default team is not declared (config validation
+/// prevents it).
+pub fn route<'a>(
+    routing: &'a Routing,
+    analysis: Option<&TurnAnalysis>,
+    tier: Option<&str>,
+) -> Option<&'a Team> {
     let team_id = routing
         .rules
         .iter()
         .find(|rule| {
-            let Some(analysis) = analysis else {
+            if !rule
+                .tier
+                .as_deref()
+                .is_none_or(|wanted| tier == Some(wanted))
+            {
                 return false;
+            }
+            let Some(analysis) = analysis else {
+                let only_tier =
+                    rule.category.is_none() && rule.priority.is_none() && rule.language.is_none();
+                return only_tier && rule.tier.is_some();
             };
             let category_ok = rule.category.as_deref().is_none_or(|wanted| {
                 analysis.category.as_ref().is_some_and(|found| {
@@ -57,6 +72,7 @@ mod tests {
                 category: category.map(str::to_string),
                 priority,
                 language: language.map(str::to_string),
+                tier: None,
                 team: team.into(),
             };
         Routing {
@@ -66,8 +82,13 @@ mod tests {
                 team("billing", "billing team"),
                 team("urgent", "on-call team"),
                 team("es", "Spanish-speaking team"),
+                team("vip", "account team"),
             ],
             rules: vec![
+                RoutingRule {
+                    tier: Some("enterprise".into()),
+                    ..rule(None, None, None, "vip")
+                },
                 rule(None, Some(Priority::Urgent), None, "urgent"),
                 rule(Some("billing"), None, None, "billing"),
                 rule(None, None, Some("es"), "es"),
@@ -108,7 +129,7 @@ mod tests {
     fn the_first_matching_rule_picks_the_team_else_the_default() {
         let routing = routing();
         let team =
-            |analysis: Option<&TurnAnalysis>| route(&routing, analysis).map(|t| t.id.clone());
+            |analysis: Option<&TurnAnalysis>| route(&routing, analysis, None).map(|t| t.id.clone());
         assert_eq!(team(None), Some("support".into()));
         let billing = analysis(Some(("billing", Some("refund"))), Priority::Normal, "es");
         // The category rule comes before the language rule.
@@ -119,5 +140,16 @@ mod tests {
         assert_eq!(team(Some(&spanish)), Some("es".into()));
         let other = analysis(None, Priority::Normal, "en");
         assert_eq!(team(Some(&other)), Some("support".into()));
+        // A verified enterprise customer goes to the account team, with or without analysis.
+        let vip = |analysis: Option<&TurnAnalysis>| {
+            route(&routing, analysis, Some("enterprise")).map(|t| t.id.clone())
+        };
+        assert_eq!(vip(Some(&urgent_billing)), Some("vip".into()));
+        assert_eq!(vip(None), Some("vip".into()));
+        assert_eq!(
+            route(&routing, Some(&other), Some("free")).map(|t| t.id.clone()),
+            Some("support".into()),
+            "another tier matches no tier rule"
+        );
     }
 }

@@ -135,6 +135,9 @@ pub fn compose(
     if let Some(user_id) = &conversation.user_id {
         body.push_str(&format!("- verified user id: {user_id}\n"));
     }
+    if let Some(tier) = &handoff.tier {
+        body.push_str(&format!("- customer tier: {tier}\n"));
+    }
     if let Some(email) = &conversation.contact_email {
         body.push_str(&format!("- email: {}\n", email.as_str()));
     }
@@ -151,6 +154,9 @@ pub fn compose(
     tags.extend(reasons.iter().map(|r| r.to_string()));
     if let Some(team) = &handoff.team {
         tags.push(format!("team_{team}"));
+    }
+    if let Some(tier) = &handoff.tier {
+        tags.push(format!("tier_{tier}"));
     }
     TicketRequest {
         handoff_id: handoff.handoff_id.to_string(),
@@ -259,6 +265,7 @@ mod tests {
                 priority: Priority::High,
                 language: Some("en".into()),
             }),
+            tier: Some("enterprise".into()),
         };
         let summary = Summary {
             text: "Charged twice; wants a refund.".into(),
@@ -278,7 +285,12 @@ mod tests {
         assert_eq!(ticket.handoff_id, "0193e6a4-7b1c-7000-8000-000000000001");
         assert_eq!(
             ticket.tags,
-            vec!["frontdesk", "billing_dispute", "team_billing"]
+            vec![
+                "frontdesk",
+                "billing_dispute",
+                "team_billing",
+                "tier_enterprise"
+            ]
         );
         assert_eq!(ticket.priority, Priority::High);
         assert_eq!(ticket.requester.email.as_deref(), Some("ana@example.com"));
@@ -293,6 +305,7 @@ mod tests {
              - Refund policy (/refunds/policy)\n\
              \nVisitor:\n\
              - verified user id: user-42\n\
+             - customer tier: enterprise\n\
              - email: ana@example.com\n\
              - page: https://shop.example/checkout\n\
              - locale: en-GB\n\
