@@ -758,3 +758,91 @@ async fn the_customer_tier_routes_only_from_a_verified_identity() {
     let refused = attacker.recv().await.expect("frame");
     assert_eq!(refused["code"], "unauthorized", "{refused}");
 }
+
+#[tokio::test]
+async fn online_agents_get_new_handoffs_by_workload_and_capacity_and_take_the_next_when_free() {
+    let hash = frontdesk::engine::inbox::hash_password(PASSWORD).expect("hashes");
+    let app = spawn_app_with_config(&format!(
+        "[helpdesk.inbox]\nagents = [\
+         {{ id = \"sam\", name = \"Sam\", password_hash = {hash:?}, capacity = 1 }}, \
+         {{ id = \"ana\", name = \"Ana\", password_hash = {hash:?}, capacity = 1, teams = [\"support\"] }}, \
+         {{ id = \"zoe\", name = \"Zoe\", password_hash = {hash:?} }}]\n"
+    ))
+    .await;
+    let http = reqwest::Client::new();
+    let mut tokens = Vec::new();
+    // Sam and Ana open the inbox (they are online); Zoe never does.
+    for agent in ["sam", "ana"] {
+        let session: Value = http
+            .post(format!("{}/v1/inbox/session", app.http_url))
+            .json(&json!({"agent": agent, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
+        let token = session["token"].as_str().expect("token").to_string();
+        http.get(format!("{}/v1/inbox/queue", app.http_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("answers");
+        tokens.push(token);
+    }
+    let (mut first, _) = visitor_asks_for_a_human(&app, "First: a person please").await;
+    let joined = first.recv_type("handoff").await.expect("assigned");
+    assert_eq!(joined["status"], "assigned");
+    assert_eq!(
+        joined["message"], "Sam has joined the conversation.",
+        "both free: the first listed"
+    );
+    let (mut second, _) = visitor_asks_for_a_human(&app, "Second: a person please").await;
+    let joined = second.recv_type("handoff").await.expect("assigned");
+    assert_eq!(
+        joined["message"], "Ana has joined the conversation.",
+        "Sam is at capacity"
+    );
+    let (mut third, waiting) = visitor_asks_for_a_human(&app, "Third: a person please").await;
+    assert_eq!(waiting["queue_position"], 1);
+    third
+        .expect_silence(Duration::from_millis(300))
+        .await
+        .expect("nobody free: it waits (Zoe is offline)");
+    // Sam closes the first conversation: the waiting one is his.
+    let queue: Value = http
+        .get(format!("{}/v1/inbox/queue", app.http_url))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let mine = queue["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|item| item["assignee"] == "sam")
+        .cloned()
+        .expect("Sam's conversation");
+    let closed = http
+        .post(format!(
+            "{}/v1/inbox/conversations/{}/{}/close",
+            app.http_url,
+            mine["site"].as_str().expect("site"),
+            mine["conversation_id"].as_str().expect("id")
+        ))
+        .bearer_auth(&tokens[0])
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(closed.status(), 200);
+    first
+        .recv_type("conversation_closed")
+        .await
+        .expect("closed");
+    let joined = third.recv_type("handoff").await.expect("assigned");
+    assert_eq!(joined["message"], "Sam has joined the conversation.");
+}

@@ -442,6 +442,14 @@ pub struct InboxAgent {
     pub name: String,
     /// PHC string of an Argon2id hash (`frontdesk hash-password` makes one).
     pub password_hash: Secret,
+    /// Team ids whose handoffs the agent takes (empty: every team).
+    pub teams: Vec<String>,
+    /// ISO 639-1 codes the agent answers in (empty: any language).
+    pub languages: Vec<String>,
+    /// Taxonomy categories the agent handles (empty: any).
+    pub skills: Vec<String>,
+    /// Most conversations assigned at once (automatic assignment stops there; default 3).
+    pub capacity: u32,
 }
 
 /// `[helpdesk]`.
@@ -762,6 +770,13 @@ struct RawAgent {
     id: String,
     name: String,
     password_hash: String,
+    #[serde(default)]
+    teams: Vec<String>,
+    #[serde(default)]
+    languages: Vec<String>,
+    #[serde(default)]
+    skills: Vec<String>,
+    capacity: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1466,10 +1481,35 @@ fn validate_inbox(raw: Option<RawInbox>) -> Result<InboxSettings, ConfigError> {
                     "is not a PHC password hash; make one with `frontdesk hash-password`",
                 ));
             }
+            let capacity = match agent.capacity {
+                None => 3,
+                Some(n) if (1..=100).contains(&n) => n as u32,
+                Some(n) => {
+                    return Err(invalid(
+                        key("capacity"),
+                        format!("must be a whole number from 1 to 100, got {n}"),
+                    ));
+                }
+            };
+            let lower = |items: Vec<String>| -> Vec<String> {
+                items
+                    .into_iter()
+                    .map(|item| item.trim().to_ascii_lowercase())
+                    .filter(|item| !item.is_empty())
+                    .collect()
+            };
             Ok(InboxAgent {
                 id,
                 name: non_empty(&key("name"), Some(agent.name))?,
                 password_hash: Secret(hash),
+                teams: agent
+                    .teams
+                    .into_iter()
+                    .map(|t| t.trim().to_string())
+                    .collect(),
+                languages: lower(agent.languages),
+                skills: lower(agent.skills),
+                capacity,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -37,6 +37,8 @@ struct State {
     tickets: HashMap<(String, String), Key>,
     /// Sockets showing a conversation, until when.
     presence: HashMap<Key, HashMap<String, OffsetDateTime>>,
+    /// Inbox agents online, until when.
+    agents_online: HashMap<String, OffsetDateTime>,
 }
 
 struct Entry {
@@ -734,6 +736,36 @@ impl ConversationStore for MemoryStore {
             .collect();
         queue.sort();
         Ok(queue.into_iter().map(|(_, id)| id).collect())
+    }
+
+    async fn agent_load(&self, site: &SiteId, agent: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .lock()
+            .conversations
+            .iter()
+            .filter(|((entry_site, _), entry)| {
+                entry_site == site
+                    && entry.queued_at.is_some()
+                    && entry.conversation.assignee.as_deref() == Some(agent)
+            })
+            .count())
+    }
+
+    async fn touch_agent(&self, agent: &str, until: OffsetDateTime) -> Result<(), StoreError> {
+        self.lock().agents_online.insert(agent.to_string(), until);
+        Ok(())
+    }
+
+    async fn online_agents(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        let mut online: Vec<String> = self
+            .lock()
+            .agents_online
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(agent, _)| agent.clone())
+            .collect();
+        online.sort();
+        Ok(online)
     }
 
     async fn waiting_count(&self, site: &SiteId) -> Result<usize, StoreError> {

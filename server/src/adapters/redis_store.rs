@@ -14,6 +14,8 @@
 //! | `P outbox:attempts` | hash | `S:C` → failed delivery attempts |
 //! | `P queue:S` | sorted set | the site's open handoffs (pending or assigned), member `C`, scored by when they entered the queue (ms) |
 //! | `P queue:S:waiting` | sorted set | the same, while not assigned (the visitor's place in line) |
+//! | `P queue:S:agent:A` | sorted set | the site's open handoffs assigned to inbox agent `A` (their load) |
+//! | `P agents:online` | sorted set | inbox agents, scored by when their presence runs out (ms) |
 //! | `P presence:S:C` | sorted set | sockets showing the conversation, scored by when their presence runs out (ms); the key expires with the last |
 //! | `P ticket:H:T` | string | `S:C` of helpdesk `H`'s ticket `T` (expires with the closed conversation) |
 //!
@@ -130,6 +132,8 @@ if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end
 if ARGV[1] == 'closed' or ARGV[1] == 'bot' then
   redis.call('ZREM', KEYS[4], ARGV[6])
   redis.call('ZREM', KEYS[4] .. ':waiting', ARGV[6])
+  local assignee = redis.call('HGET', KEYS[1], 'assignee')
+  if assignee then redis.call('ZREM', KEYS[4] .. ':agent:' .. assignee, ARGV[6]) end
 end
 local ticket = redis.call('HGET', KEYS[1], 'ticket')
 if ticket then
@@ -270,8 +274,11 @@ return 1
 const ASSIGN_HANDOFF: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'handoff') == 0 then return -1 end
+local previous = redis.call('HGET', KEYS[1], 'assignee')
+if previous and previous ~= ARGV[1] then redis.call('ZREM', KEYS[2] .. ':agent:' .. previous, ARGV[3]) end
 redis.call('HSET', KEYS[1], 'assignee', ARGV[1], 'status', 'with_agent', 'status_changed_at', ARGV[2])
 redis.call('ZREM', KEYS[2] .. ':waiting', ARGV[3])
+redis.call('ZADD', KEYS[2] .. ':agent:' .. ARGV[1], 0, ARGV[3])
 return 1
 "#;
 
@@ -279,6 +286,8 @@ return 1
 /// conversation id, outbox member, status_changed_at. Returns 0 without the conversation.
 const RESOLVE_HANDOFF: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local assignee = redis.call('HGET', KEYS[1], 'assignee')
+if assignee then redis.call('ZREM', KEYS[2] .. ':agent:' .. assignee, ARGV[1]) end
 redis.call('HDEL', KEYS[1], 'handoff', 'assignee')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[2] .. ':waiting', ARGV[1])
@@ -325,6 +334,8 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     local t = cjson.decode(ticket)
     redis.call('DEL', ARGV[3] .. t.helpdesk .. ':' .. t.id)
   end
+  local assignee = redis.call('HGET', base .. ':meta', 'assignee')
+  if assignee then redis.call('ZREM', KEYS[2] .. ':agent:' .. assignee, id) end
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[2] .. ':waiting', id)
   redis.call('ZREM', KEYS[3], ARGV[2] .. id)
@@ -1583,6 +1594,37 @@ impl ConversationStore for RedisStore {
         ids.iter()
             .map(|raw| ConversationId::parse(raw).map_err(rejected))
             .collect()
+    }
+
+    async fn agent_load(&self, site: &SiteId, agent: &str) -> Result<usize, StoreError> {
+        let n: u64 = self
+            .query(
+                redis::cmd("ZCARD").arg(format!("{}:agent:{agent}", self.inner.keys.queue(site))),
+            )
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn touch_agent(&self, agent: &str, until: OffsetDateTime) -> Result<(), StoreError> {
+        let _: i64 = self
+            .query(
+                redis::cmd("ZADD")
+                    .arg(format!("{}agents:online", self.inner.keys.prefix))
+                    .arg(unix_ms(until))
+                    .arg(agent),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn online_agents(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        self.query(
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(format!("{}agents:online", self.inner.keys.prefix))
+                .arg(format!("({}", unix_ms(now)))
+                .arg("+inf"),
+        )
+        .await
     }
 
     async fn waiting_count(&self, site: &SiteId) -> Result<usize, StoreError> {

@@ -54,7 +54,9 @@ pub async fn sign_in(state: web::Data<AppState>, body: web::Json<SignIn>) -> Htt
     }
 }
 
-/// The agent of the request's bearer token, or the 401 to answer.
+/// The agent of the request's bearer token, or the 401 to answer. Handlers then mark the agent
+/// online (`Engine::agent_seen`): an agent counts as available for automatic assignment while
+/// their inbox page is open.
 fn agent(state: &AppState, request: &HttpRequest) -> Result<Agent, HttpResponse> {
     let token = request
         .headers()
@@ -97,8 +99,9 @@ fn reasons(handoff: Option<&PendingHandoff>) -> Vec<&'static str> {
 
 /// `GET /v1/inbox/queue` → `{items: [...]}`.
 pub async fn queue(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    if let Err(response) = agent(&state, &request) {
-        return response;
+    match agent(&state, &request) {
+        Ok(agent) => state.engine.agent_seen(&agent).await,
+        Err(response) => return response,
     }
     match state.engine.inbox_queue().await {
         Ok(items) => {
@@ -177,8 +180,9 @@ pub async fn conversation(
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
-    if let Err(response) = agent(&state, &request) {
-        return response;
+    match agent(&state, &request) {
+        Ok(agent) => state.engine.agent_seen(&agent).await,
+        Err(response) => return response,
     }
     let (site, id) = match ids(&path) {
         Ok(ids) => ids,
@@ -242,6 +246,7 @@ pub async fn action(
         Ok(agent) => agent,
         Err(response) => return response,
     };
+    state.engine.agent_seen(&agent).await;
     let (site, id) = match ids(&(path.0.clone(), path.1.clone())) {
         Ok(ids) => ids,
         Err(response) => return response,

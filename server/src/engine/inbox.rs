@@ -22,6 +22,7 @@ use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
+use tracing::warn;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -30,6 +31,33 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct EmailCounters {
     pub sent: std::sync::atomic::AtomicU64,
     pub failed: std::sync::atomic::AtomicU64,
+}
+
+/// How long an inbox agent counts as online after their last request (the inbox page asks
+/// every 3 s).
+pub const AGENT_ONLINE_FOR: Duration = Duration::from_secs(60);
+
+/// Whether `agent` may take `handoff`: its team's pool, its language, its category (each
+/// condition applies only when the agent lists any).
+fn eligible(agent: &InboxAgent, handoff: &PendingHandoff) -> bool {
+    let team_ok = agent.teams.is_empty()
+        || handoff
+            .team
+            .as_ref()
+            .is_some_and(|team| agent.teams.contains(team));
+    let analysis = handoff.analysis.as_ref();
+    let language_ok = agent.languages.is_empty()
+        || analysis
+            .and_then(|a| a.language.as_deref())
+            .is_none_or(|language| agent.languages.iter().any(|l| l == language));
+    let skill_ok = agent.skills.is_empty()
+        || analysis
+            .and_then(|a| a.category.as_deref())
+            .is_none_or(|category| {
+                let top = category.split('/').next().unwrap_or(category);
+                agent.skills.iter().any(|s| s == category || s == top)
+            });
+    team_ok && language_ok && skill_ok
 }
 
 /// Longest agent reply or note, in characters.
@@ -107,6 +135,11 @@ impl InboxAccounts {
 
     pub fn is_empty(&self) -> bool {
         self.agents.is_empty()
+    }
+
+    /// The configured agents.
+    pub fn agents(&self) -> &[InboxAgent] {
+        &self.agents
     }
 
     fn mac(&self, agent: &str, expires: i64) -> HmacSha256 {
@@ -226,6 +259,103 @@ fn checked_text(text: &str) -> Result<String, EngineError> {
 }
 
 impl Engine {
+    /// Marks `agent` online for [`AGENT_ONLINE_FOR`] (every authenticated inbox request).
+    pub async fn agent_seen(&self, agent: &Agent) {
+        let until = OffsetDateTime::now_utc() + AGENT_ONLINE_FOR;
+        if let Err(err) = self.ports.store.touch_agent(&agent.id, until).await {
+            tracing::debug!(error = %err, "agent presence not recorded");
+        }
+    }
+
+    /// An agent's open conversations, every site together.
+    async fn agent_load(&self, agent: &str) -> Result<usize, EngineError> {
+        let mut load = 0;
+        for site in &self.sites {
+            load += self.ports.store.agent_load(&site.id, agent).await?;
+        }
+        Ok(load)
+    }
+
+    /// Workload-aware assignment of a new handoff (built-in inbox): among the online agents
+    /// eligible for it (team pool, language, skill), the one with the fewest open
+    /// conversations below their capacity takes it (ties: the first listed). Nobody free: it
+    /// waits in the queue. A failure is logged: the handoff stays in the queue either way.
+    pub(crate) async fn auto_assign(&self, site: &SiteId, id: &ConversationId) {
+        if let Err(err) = self.try_auto_assign(site, id).await {
+            warn!(error = %err, conversation = %id, "automatic assignment failed; the handoff waits in the queue");
+        }
+    }
+
+    async fn try_auto_assign(&self, site: &SiteId, id: &ConversationId) -> Result<(), EngineError> {
+        let store = &self.ports.store;
+        let online = store.online_agents(OffsetDateTime::now_utc()).await?;
+        if online.is_empty() {
+            return Ok(());
+        }
+        let (Some(conversation), Some(handoff)) = (
+            store.conversation(site, id).await?,
+            store.pending_handoff(site, id).await?,
+        ) else {
+            return Ok(());
+        };
+        if conversation.assignee.is_some()
+            || conversation.status != ConversationStatus::WaitingForAgent
+        {
+            return Ok(());
+        }
+        let mut best: Option<(usize, &InboxAgent)> = None;
+        for agent in self.inbox.agents() {
+            if !online.contains(&agent.id) || !eligible(agent, &handoff) {
+                continue;
+            }
+            let load = self.agent_load(&agent.id).await?;
+            if load < agent.capacity as usize && best.is_none_or(|(fewest, _)| load < fewest) {
+                best = Some((load, agent));
+            }
+        }
+        if let Some((_, agent)) = best {
+            let agent = Agent {
+                id: agent.id.clone(),
+                name: agent.name.clone(),
+            };
+            self.claim(&agent, site, &conversation, Some(&handoff))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Gives `agent` the oldest waiting handoffs they are eligible for, up to their capacity
+    /// (after they closed or resolved one).
+    async fn assign_waiting_to(&self, agent: &Agent) -> Result<(), EngineError> {
+        let Some(config) = self.inbox.agents().iter().find(|a| a.id == agent.id) else {
+            return Ok(());
+        };
+        let store = &self.ports.store;
+        let mut load = self.agent_load(&agent.id).await?;
+        for site in &self.sites {
+            for id in store.handoff_queue(&site.id).await? {
+                if load >= config.capacity as usize {
+                    return Ok(());
+                }
+                let (Some(conversation), Some(handoff)) = (
+                    store.conversation(&site.id, &id).await?,
+                    store.pending_handoff(&site.id, &id).await?,
+                ) else {
+                    continue;
+                };
+                if conversation.assignee.is_none()
+                    && conversation.status == ConversationStatus::WaitingForAgent
+                    && eligible(config, &handoff)
+                {
+                    self.claim(agent, &site.id, &conversation, Some(&handoff))
+                        .await?;
+                    load += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn team_name(&self, site: &SiteId, handoff: Option<&PendingHandoff>) -> Option<String> {
         let team_id = handoff?.team.as_deref()?;
         let site = self.sites.iter().find(|s| &s.id == site)?;
@@ -370,7 +500,7 @@ impl Engine {
                     .await?;
                 // The agent answered for the assistant; it takes the conversation back.
                 store.resolve_handoff(site, id, now).await?;
-                Ok(())
+                self.assign_waiting_to(agent).await
             }
             AgentAction::RejectDraft => {
                 if handoff.as_ref().and_then(|h| h.draft.as_ref()).is_none() {
@@ -401,7 +531,8 @@ impl Engine {
                 store
                     .set_status(site, id, ConversationStatus::Closed, now)
                     .await?;
-                Ok(())
+                // Capacity freed: the next waiting handoff this agent may take.
+                self.assign_waiting_to(agent).await
             }
         }
     }
@@ -674,6 +805,10 @@ mod tests {
                 id: "sam".into(),
                 name: "Sam".into(),
                 password_hash: Secret::new(hash_password("correct horse").unwrap()),
+                teams: Vec::new(),
+                languages: Vec::new(),
+                skills: Vec::new(),
+                capacity: 3,
             }],
             session_ttl: Duration::from_secs(3600),
         };

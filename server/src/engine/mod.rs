@@ -386,6 +386,10 @@ impl Engine {
                         id: "admin".into(),
                         name: "Support agent".into(),
                         password_hash: crate::config::Secret::new(hash),
+                        teams: Vec::new(),
+                        languages: Vec::new(),
+                        skills: Vec::new(),
+                        capacity: 3,
                     });
                     tracing::warn!(
                         "inbox: no [[helpdesk.inbox.agents]] configured; sign in at /inbox as \
@@ -1053,6 +1057,10 @@ impl Engine {
                     .put_pending_handoff(&context.site.id, &context.conversation_id, pending)
                     .await?;
                 self.outbox.wake();
+                if self.ports.helpdesk.adapter_name() == "inbox" {
+                    self.auto_assign(&context.site.id, &context.conversation_id)
+                        .await;
+                }
                 summary.outcome = TurnOutcome::Answered(DecisionKind::Draft);
                 summary.event_id = Some(event.event_id);
             }
@@ -1469,6 +1477,10 @@ impl Engine {
         match opened {
             OpenedHandoff::Opened(event) => {
                 self.outbox.wake();
+                if status == HandoffStatus::Pending && self.ports.helpdesk.adapter_name() == "inbox"
+                {
+                    self.auto_assign(site, id).await;
+                }
                 Ok(HandoffRequested {
                     event,
                     already_pending: false,

@@ -316,6 +316,15 @@ pub trait ConversationStore: Send + Sync {
     /// The site's open handoffs (pending or assigned), in the order they entered the queue.
     async fn handoff_queue(&self, site: &SiteId) -> Result<Vec<ConversationId>, StoreError>;
 
+    /// How many of the site's open handoffs are assigned to inbox agent `agent` (their load).
+    async fn agent_load(&self, site: &SiteId, agent: &str) -> Result<usize, StoreError>;
+
+    /// Records that inbox agent `agent` is online until `until` (the inbox page refreshes it).
+    async fn touch_agent(&self, agent: &str, until: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Inbox agents online at `now`, by id.
+    async fn online_agents(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError>;
+
     /// How many of the site's open handoffs wait for an agent (not assigned): a new handoff's
     /// place in line is this plus one. One cheap read (for the visitor's "number N in line").
     async fn waiting_count(&self, site: &SiteId) -> Result<usize, StoreError>;
@@ -1340,6 +1349,17 @@ pub mod conformance {
             .expect("exists");
         assert_eq!(assigned.assignee.as_deref(), Some("sam"));
         assert_eq!(assigned.status, ConversationStatus::WithAgent);
+        assert_eq!(store.agent_load(&site, "sam").await.expect("load"), 1);
+        store
+            .assign_handoff(&site, &ids[0], "ana", start)
+            .await
+            .expect("reassign");
+        assert_eq!(store.agent_load(&site, "sam").await.expect("load"), 0);
+        assert_eq!(store.agent_load(&site, "ana").await.expect("load"), 1);
+        store
+            .assign_handoff(&site, &ids[0], "sam", start)
+            .await
+            .expect("reassign");
         assert_eq!(
             store.handoff_queue(&site).await.expect("queue"),
             ids,
@@ -1351,9 +1371,18 @@ pub mod conformance {
             "but no longer waits"
         );
         store
+            .assign_handoff(&site, &ids[1], "ana", start)
+            .await
+            .expect("assign");
+        store
             .resolve_handoff(&site, &ids[0], start)
             .await
             .expect("resolve");
+        assert_eq!(
+            store.agent_load(&site, "sam").await.expect("load"),
+            0,
+            "a resolved handoff no longer counts"
+        );
         let resolved = store
             .conversation(&site, &ids[0])
             .await
@@ -1378,6 +1407,24 @@ pub mod conformance {
             vec![ids[2]]
         );
         assert_eq!(store.waiting_count(&site).await.expect("waiting"), 1);
+        assert_eq!(
+            store.agent_load(&site, "ana").await.expect("load"),
+            0,
+            "a closed conversation no longer counts"
+        );
+        // Agents online: until their presence runs out.
+        let minute = Duration::from_secs(60);
+        store
+            .touch_agent("queue-sam", start + minute)
+            .await
+            .expect("touch");
+        store
+            .touch_agent("queue-ana", start - minute)
+            .await
+            .expect("touch");
+        let online = store.online_agents(start).await.expect("online");
+        assert!(online.contains(&"queue-sam".to_string()), "{online:?}");
+        assert!(!online.contains(&"queue-ana".to_string()), "{online:?}");
         let due: Vec<ConversationId> = claim(
             store,
             &site,
