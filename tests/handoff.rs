@@ -846,3 +846,175 @@ async fn online_agents_get_new_handoffs_by_workload_and_capacity_and_take_the_ne
     let joined = third.recv_type("handoff").await.expect("assigned");
     assert_eq!(joined["message"], "Sam has joined the conversation.");
 }
+
+#[tokio::test]
+async fn tickets_from_other_channels_are_triaged_with_priority_group_tags_and_a_reply_or_note() {
+    let zendesk = FakeZendesk::start().await;
+    let app = spawn_app_with_config(&format!(
+        "{}[helpdesk.zendesk.groups]\nsupport = 360001\nbilling = 360002\n",
+        zendesk_layer(&zendesk)
+    ))
+    .await;
+    // An email the help center answers: a public reply with the sources.
+    let answered = zendesk.add_ticket(
+        "Shipping times",
+        "Hello, how long does shipping take to Germany?",
+        &["email"],
+    );
+    let created = |id: u64, subject: &str, description: &str| {
+        json!({"event": "ticket_created", "ticket_id": id.to_string(), "subject": subject,
+               "description": description, "tags": "email", "author_name": "Customer",
+               "author_email": "ana@example.com"})
+    };
+    let response = zendesk_webhook(
+        &app,
+        "inv-t1",
+        &created(
+            answered,
+            "Shipping times",
+            "Hello, how long does shipping take to Germany?",
+        ),
+    )
+    .await;
+    let outcome: Value = response.json().await.expect("json");
+    assert_eq!(outcome["outcome"], "triaged", "{outcome}");
+    let ticket = zendesk
+        .tickets()
+        .into_iter()
+        .find(|t| t["id"] == answered)
+        .expect("ticket");
+    let tags: Vec<&str> = ticket["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tags.contains(&"email") && tags.contains(&"frontdesk-triaged"),
+        "{tags:?}"
+    );
+    assert!(ticket["priority"].is_string(), "{ticket}");
+    let last = ticket["comments"]
+        .as_array()
+        .expect("comments")
+        .last()
+        .cloned()
+        .expect("comment");
+    if outcome["decision"] == "answer" {
+        assert_eq!(last["public"], true, "an answer is a public reply: {last}");
+        assert!(
+            last["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("From our help center")),
+            "{last}"
+        );
+    } else {
+        assert_eq!(last["public"], false, "otherwise an internal note: {last}");
+    }
+    // An angry chargeback threat: a person must handle it; high priority, the billing group,
+    // an internal note with the reasons, never a public reply.
+    let dispute = zendesk.add_ticket(
+        "Unauthorized charge",
+        "You charged my card twice without permission. I'm filing a chargeback with my bank today!",
+        &[],
+    );
+    let response = zendesk_webhook(
+        &app,
+        "inv-t2",
+        &created(
+            dispute,
+            "Unauthorized charge",
+            "You charged my card twice without permission. I'm filing a chargeback with my bank today!",
+        ),
+    )
+    .await;
+    let outcome: Value = response.json().await.expect("json");
+    assert_eq!(outcome["decision"], "handoff", "{outcome}");
+    let ticket = zendesk
+        .tickets()
+        .into_iter()
+        .find(|t| t["id"] == dispute)
+        .expect("ticket");
+    let tags: Vec<&str> = ticket["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(tags.contains(&"billing_dispute"), "{tags:?}");
+    let last = ticket["comments"]
+        .as_array()
+        .expect("comments")
+        .last()
+        .cloned()
+        .expect("note");
+    assert_eq!(last["public"], false, "{last}");
+    assert!(
+        last["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("billing_dispute")),
+        "{last}"
+    );
+    // Frontdesk's own handoff tickets are not triaged again.
+    let own = json!({"event": "ticket_created", "ticket_id": "1", "subject": "x", "description": "y",
+                     "tags": "frontdesk requested_human"});
+    let response = zendesk_webhook(&app, "inv-t3", &own).await;
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["outcome"],
+        "own_ticket"
+    );
+}
+
+#[tokio::test]
+async fn freshdesk_tickets_from_other_channels_get_a_note_or_reply_through_the_api() {
+    let freshdesk = FakeFreshdesk::start().await;
+    let app = spawn_app_with_config(&format!(
+        "[helpdesk]\nkind = \"freshdesk\"\n[helpdesk.freshdesk]\ndomain = \"acme.freshdesk.com\"\n\
+         api_key = {:?}\nbase_url = {:?}\nwebhook_secret = {FRESHDESK_SECRET:?}\n",
+        frontdesk_tests::fake_freshdesk::API_KEY,
+        freshdesk.base_url()
+    ))
+    .await;
+    let id = freshdesk.add_ticket(
+        "Account hacked",
+        "Someone logged into my account from another country and changed my password. URGENT",
+        &["email"],
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/freshdesk", app.http_url))
+        .header("x-frontdesk-secret", FRESHDESK_SECRET)
+        .json(&json!({"event": "ticket_created", "ticket_id": id, "subject": "Account hacked",
+                      "description": "Someone logged into my account from another country and changed my password. URGENT",
+                      "tags": ["email"]}))
+        .send()
+        .await
+        .expect("answers");
+    let outcome: Value = response.json().await.expect("json");
+    assert_eq!(outcome["decision"], "handoff", "{outcome}");
+    let ticket = freshdesk
+        .tickets()
+        .into_iter()
+        .find(|t| t["id"] == id)
+        .expect("ticket");
+    assert!(
+        ticket["priority"].as_u64().is_some_and(|p| p >= 3),
+        "security is high or urgent: {ticket}"
+    );
+    let tags: Vec<&str> = ticket["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tags.contains(&"email") && tags.contains(&"security"),
+        "{tags:?}"
+    );
+    let note = ticket["conversations"]
+        .as_array()
+        .expect("conversations")
+        .last()
+        .cloned()
+        .expect("note");
+    assert_eq!(note["private"], true, "{note}");
+}

@@ -466,6 +466,8 @@ pub enum HelpdeskSettings {
         /// Signing secret of the Zendesk webhook (`helpdesk.zendesk.webhook_secret`); the
         /// webhook route refuses every request without it.
         webhook_secret: Option<Secret>,
+        /// Team id → Zendesk group id, for tickets triaged from other channels.
+        groups: std::collections::BTreeMap<String, u64>,
     },
     Freshdesk {
         domain: String,
@@ -474,6 +476,8 @@ pub enum HelpdeskSettings {
         base_url: String,
         /// Shared secret the Freshdesk automation sends in `X-Frontdesk-Secret`.
         webhook_secret: Option<Secret>,
+        /// Team id → Freshdesk group id, for tickets triaged from other channels.
+        groups: std::collections::BTreeMap<String, u64>,
     },
     Intercom {
         access_token: Secret,
@@ -490,6 +494,14 @@ pub enum HelpdeskSettings {
 }
 
 impl HelpdeskSettings {
+    /// Team id → the helpdesk's group id (empty for the inbox and Intercom).
+    pub fn groups(&self) -> std::collections::BTreeMap<String, u64> {
+        match self {
+            Self::Zendesk { groups, .. } | Self::Freshdesk { groups, .. } => groups.clone(),
+            Self::Inbox | Self::Intercom { .. } => Default::default(),
+        }
+    }
+
     pub fn kind_name(&self) -> &'static str {
         match self {
             Self::Inbox => "inbox",
@@ -745,6 +757,8 @@ struct RawZendesk {
     api_token: String,
     base_url: Option<String>,
     webhook_secret: Option<String>,
+    #[serde(default)]
+    groups: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -754,6 +768,8 @@ struct RawFreshdesk {
     api_key: String,
     base_url: Option<String>,
     webhook_secret: Option<String>,
+    #[serde(default)]
+    groups: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -1393,6 +1409,7 @@ fn validate_helpdesk(raw: RawHelpdesk) -> Result<HelpdeskSettings, ConfigError> 
                 )?),
                 base_url,
                 webhook_secret: optional_secret(table.webhook_secret),
+                groups: table.groups,
             })
         }
         "freshdesk" => {
@@ -1413,6 +1430,7 @@ fn validate_helpdesk(raw: RawHelpdesk) -> Result<HelpdeskSettings, ConfigError> 
                 )?),
                 base_url,
                 webhook_secret: optional_secret(table.webhook_secret),
+                groups: table.groups,
             })
         }
         "intercom" => {

@@ -83,6 +83,18 @@ impl FakeFreshdesk {
         self.state.lock().expect("lock").tickets.clone()
     }
 
+    /// A ticket that arrived through another channel (email): not Frontdesk's. Returns its id.
+    pub fn add_ticket(&self, subject: &str, description: &str, tags: &[&str]) -> u64 {
+        let mut state = self.state.lock().expect("lock");
+        let id = state.tickets.len() as u64 + 1;
+        state.tickets.push(
+            json!({"id": id, "subject": subject, "description": description, "tags": tags,
+                                  "status": 2, "priority": 1, "source": 1, "requester_id": 1,
+                                  "created_at": now(), "updated_at": now()}),
+        );
+        id
+    }
+
     /// Adds `n` unrelated tickets (a busy helpdesk), created now.
     pub fn add_other_tickets(&self, n: usize) {
         let mut state = self.state.lock().expect("lock");
@@ -275,6 +287,93 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
                 &created.to_string(),
             )
             .await
+        }
+        ("PUT", path) if path.starts_with("/api/v2/tickets/") => {
+            // Update (wire-facts §2.2 codes): priority 1–4, tags, group_id.
+            let id: u64 = path["/api/v2/tickets/".len()..].parse().unwrap_or(0);
+            if let Some(priority) = request.body.get("priority")
+                && !matches!(priority.as_u64(), Some(1..=4))
+            {
+                let body = validation(
+                    "priority",
+                    "It should be one of these values: '1,2,3,4'",
+                    "invalid_value",
+                );
+                return respond(&mut socket, 400, "application/json", &[], &body).await;
+            }
+            let answer = {
+                let mut state = state.lock().expect("lock");
+                state
+                    .tickets
+                    .iter_mut()
+                    .find(|t| t["id"] == id)
+                    .map(|ticket| {
+                        for field in ["priority", "tags", "group_id", "status"] {
+                            if let Some(value) = request.body.get(field) {
+                                ticket[field] = value.clone();
+                            }
+                        }
+                        ticket.clone()
+                    })
+            };
+            match answer {
+                Some(answer) => {
+                    respond(
+                        &mut socket,
+                        200,
+                        "application/json",
+                        &[],
+                        &answer.to_string(),
+                    )
+                    .await
+                }
+                None => {
+                    let body = json!({"description": "not found"}).to_string();
+                    respond(&mut socket, 404, "application/json", &[], &body).await
+                }
+            }
+        }
+        ("POST", path)
+            if path.starts_with("/api/v2/tickets/")
+                && (path.ends_with("/notes") || path.ends_with("/reply")) =>
+        {
+            // Notes and replies (wire-facts §2.3): `private` defaults to true for notes.
+            let rest = &path["/api/v2/tickets/".len()..];
+            let (id, kind) = rest.split_once('/').unwrap_or((rest, ""));
+            let id: u64 = id.parse().unwrap_or(0);
+            if request.body["body"].as_str().unwrap_or("").is_empty() {
+                let body = validation("body", "It should not be blank", "missing_field");
+                return respond(&mut socket, 400, "application/json", &[], &body).await;
+            }
+            let private = kind == "notes" && request.body["private"].as_bool().unwrap_or(true);
+            let added = {
+                let mut state = state.lock().expect("lock");
+                state.tickets.iter_mut().find(|t| t["id"] == id).map(|ticket| {
+                    let conversation = json!({"id": id * 100 + 1, "body": request.body["body"], "private": private,
+                                              "source": if kind == "notes" { 2 } else { 0 }, "ticket_id": id, "created_at": now()});
+                    let mut conversations =
+                        ticket["conversations"].as_array().cloned().unwrap_or_default();
+                    conversations.push(conversation.clone());
+                    ticket["conversations"] = json!(conversations);
+                    conversation
+                })
+            };
+            match added {
+                Some(conversation) => {
+                    respond(
+                        &mut socket,
+                        201,
+                        "application/json",
+                        &[],
+                        &conversation.to_string(),
+                    )
+                    .await
+                }
+                None => {
+                    let body = json!({"description": "not found"}).to_string();
+                    respond(&mut socket, 404, "application/json", &[], &body).await
+                }
+            }
         }
         _ => {
             respond(

@@ -82,6 +82,18 @@ impl FakeZendesk {
         format!("http://{}", self.addr)
     }
 
+    /// A ticket that arrived through another channel (email): not Frontdesk's. Returns its id.
+    pub fn add_ticket(&self, subject: &str, description: &str, tags: &[&str]) -> u64 {
+        let mut state = self.state.lock().expect("lock");
+        let id = state.tickets.len() as u64 + 1;
+        state.tickets.push(json!({
+            "id": id, "subject": subject, "description": description, "tags": tags,
+            "priority": null, "status": "new", "via": {"channel": "email"},
+            "comments": [{"body": description, "public": true}],
+        }));
+        id
+    }
+
     /// Drops the faults not served yet (the helpdesk recovers).
     pub fn clear_faults(&self) {
         self.state.lock().expect("lock").faults.clear();
@@ -255,6 +267,59 @@ async fn serve(
                         &replayed.to_string(),
                     )
                     .await
+                }
+            }
+        }
+        ("PUT", path) if path.starts_with("/api/v2/tickets/") => {
+            // Update (wire-facts §1.2): `{"ticket": {...}}`; a `comment` is appended (§1.3).
+            let id: u64 = path["/api/v2/tickets/".len()..].parse().unwrap_or(0);
+            let update = &request.body["ticket"];
+            if let Some(priority) = update.get("priority")
+                && !matches!(
+                    priority.as_str(),
+                    Some("low" | "normal" | "high" | "urgent")
+                )
+            {
+                let body = json!({"error": "RecordInvalid", "description": "Record validation errors",
+                                  "details": {"priority": [{"description": "Priority: is invalid", "error": "InvalidValue"}]}});
+                return respond(&mut socket, 422, "application/json", &[], &body.to_string()).await;
+            }
+            let answer = {
+                let mut state = state.lock().expect("lock");
+                state
+                    .tickets
+                    .iter_mut()
+                    .find(|t| t["id"] == id)
+                    .map(|ticket| {
+                        for field in ["priority", "tags", "group_id", "status"] {
+                            if let Some(value) = update.get(field) {
+                                ticket[field] = value.clone();
+                            }
+                        }
+                        if let Some(comment) = update.get("comment") {
+                            let mut comments =
+                                ticket["comments"].as_array().cloned().unwrap_or_default();
+                            comments.push(comment.clone());
+                            ticket["comments"] = json!(comments);
+                        }
+                        json!({"ticket": ticket.clone(), "audit": {"events": []}})
+                    })
+            };
+            match answer {
+                Some(answer) => {
+                    respond(
+                        &mut socket,
+                        200,
+                        "application/json",
+                        &[],
+                        &answer.to_string(),
+                    )
+                    .await
+                }
+                None => {
+                    let body =
+                        json!({"error": "RecordNotFound", "description": "Not found"}).to_string();
+                    respond(&mut socket, 404, "application/json", &[], &body).await
                 }
             }
         }

@@ -182,6 +182,55 @@ impl Helpdesk for FreshdeskHelpdesk {
         "freshdesk"
     }
 
+    /// `PUT /api/v2/tickets/{id}` with the priority code, the merged tags and the group, then
+    /// the comment: `POST …/notes` (`private: true`) or `POST …/reply` (wire-facts §2.3).
+    async fn triage_ticket(
+        &self,
+        ticket_id: &str,
+        triage: &crate::ports::helpdesk::TicketTriage,
+        current_tags: &[String],
+    ) -> Result<(), HelpdeskError> {
+        let mut tags: Vec<String> = current_tags.to_vec();
+        for tag in &triage.tags {
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        let mut update = json!({ "priority": priority_code(triage.priority), "tags": tags });
+        if let Some(group) = triage.group_id {
+            update["group_id"] = json!(group);
+        }
+        let ticket = format!("/api/v2/tickets/{ticket_id}");
+        let response = self
+            .authed(self.http.put(self.url(&ticket)))
+            .json(&update)
+            .send()
+            .await
+            .map_err(helpdesk_transport_error)?;
+        helpdesk_answer(response, error_message).await?;
+        if let Some(comment) = &triage.comment {
+            let (path, body) = if comment.public {
+                (
+                    format!("{ticket}/reply"),
+                    json!({ "body": html(&comment.body) }),
+                )
+            } else {
+                (
+                    format!("{ticket}/notes"),
+                    json!({ "body": html(&comment.body), "private": true }),
+                )
+            };
+            let response = self
+                .authed(self.http.post(self.url(&path)))
+                .json(&body)
+                .send()
+                .await
+                .map_err(helpdesk_transport_error)?;
+            helpdesk_answer(response, error_message).await?;
+        }
+        Ok(())
+    }
+
     async fn create_ticket(&self, request: &TicketRequest) -> Result<TicketRef, HelpdeskError> {
         if let Some(existing) = self.find(request).await? {
             return Ok(existing);

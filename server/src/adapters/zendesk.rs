@@ -103,6 +103,16 @@ fn error_message(json: &Value, text: &str) -> String {
     }
 }
 
+/// Zendesk's priority names.
+fn priority_name(priority: Priority) -> &'static str {
+    match priority {
+        Priority::Low => "low",
+        Priority::Normal => "normal",
+        Priority::High => "high",
+        Priority::Urgent => "urgent",
+    }
+}
+
 /// The create body (wire-facts §1.2).
 pub fn create_body(request: &TicketRequest) -> Value {
     let mut requester = serde_json::Map::new();
@@ -115,12 +125,7 @@ pub fn create_body(request: &TicketRequest) -> Value {
     let mut ticket = json!({
         "subject": request.subject,
         "comment": {"body": request.body, "public": false},
-        "priority": match request.priority {
-            Priority::Low => "low",
-            Priority::Normal => "normal",
-            Priority::High => "high",
-            Priority::Urgent => "urgent",
-        },
+        "priority": priority_name(request.priority),
         "tags": request.tags,
         "external_id": request.handoff_id,
     });
@@ -136,6 +141,39 @@ pub fn create_body(request: &TicketRequest) -> Value {
 impl Helpdesk for ZendeskHelpdesk {
     fn adapter_name(&self) -> &'static str {
         "zendesk"
+    }
+
+    /// `PUT /api/v2/tickets/{id}` with the priority, the merged tags, the group and the
+    /// comment (`public: false` is an internal note; wire-facts §1.2, §1.3).
+    async fn triage_ticket(
+        &self,
+        ticket_id: &str,
+        triage: &crate::ports::helpdesk::TicketTriage,
+        current_tags: &[String],
+    ) -> Result<(), HelpdeskError> {
+        let mut tags: Vec<String> = current_tags.to_vec();
+        for tag in &triage.tags {
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        let mut ticket = json!({ "priority": priority_name(triage.priority), "tags": tags });
+        if let Some(group) = triage.group_id {
+            ticket["group_id"] = json!(group);
+        }
+        if let Some(comment) = &triage.comment {
+            ticket["comment"] = json!({ "body": comment.body, "public": comment.public });
+        }
+        let response = self
+            .authed(
+                self.http
+                    .put(self.url(&format!("/api/v2/tickets/{ticket_id}"))),
+            )
+            .json(&json!({ "ticket": ticket }))
+            .send()
+            .await
+            .map_err(helpdesk_transport_error)?;
+        helpdesk_answer(response, error_message).await.map(|_| ())
     }
 
     async fn create_ticket(&self, request: &TicketRequest) -> Result<TicketRef, HelpdeskError> {

@@ -145,6 +145,27 @@ pub fn error_reply(err: &EngineError) -> (ErrorCode, String, Option<u64>) {
                 ),
             }
         }
+        EngineError::Helpdesk(helpdesk) => {
+            tracing::warn!(error = %chain(err), "helpdesk call failed");
+            use crate::ports::helpdesk::HelpdeskError;
+            match helpdesk {
+                HelpdeskError::RateLimited { retry_after } => (
+                    ErrorCode::UpstreamUnavailable,
+                    "the helpdesk is rate-limiting us; try again later".into(),
+                    retry_after.map(millis_rounded_up),
+                ),
+                HelpdeskError::Unavailable(_) => (
+                    ErrorCode::UpstreamUnavailable,
+                    "the helpdesk is unavailable; try again later".into(),
+                    None,
+                ),
+                HelpdeskError::Unauthorized(_) | HelpdeskError::Rejected { .. } => (
+                    ErrorCode::Internal,
+                    format!("the helpdesk refused our update: {helpdesk}"),
+                    None,
+                ),
+            }
+        }
         EngineError::Retrieve(retrieve) => {
             tracing::error!(error = %chain(err), "knowledge base search failed");
             match retrieve {

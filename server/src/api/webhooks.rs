@@ -20,6 +20,7 @@ use crate::api::wire::ErrorCode;
 use crate::api::{AppState, error_reply, http_error};
 use crate::config::HelpdeskSettings;
 use crate::engine::inbox::{TicketUpdate, TicketUpdateOutcome};
+use crate::engine::triage::IncomingTicket;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -65,6 +66,29 @@ pub struct TicketWebhook {
     /// Their email (Zendesk `{{current_user.email}}`): Frontdesk's own API user is ignored.
     #[serde(default)]
     author_email: String,
+    /// `ticket_created` for a new ticket from another channel (the trigger on ticket
+    /// creation), else an update of one of Frontdesk's tickets.
+    #[serde(default)]
+    event: String,
+    /// New tickets: `{{ticket.title}}`, `{{ticket.description}}`, `{{ticket.tags}}` (a
+    /// space-separated string, or a JSON array).
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: serde_json::Value,
+}
+
+fn tag_list(tags: &serde_json::Value) -> Vec<String> {
+    match tags {
+        serde_json::Value::String(text) => text.split_whitespace().map(str::to_string).collect(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn header<'a>(request: &'a HttpRequest, name: &'static str) -> Result<&'a str, WebhookAuthError> {
@@ -300,6 +324,39 @@ async fn relay(
         !webhook.author_email.is_empty() && ours.eq_ignore_ascii_case(webhook.author_email.trim())
     }) {
         return HttpResponse::Ok().json(json!({ "outcome": "own_update" }));
+    }
+    if webhook.event.trim() == "ticket_created" {
+        let tags = tag_list(&webhook.tags);
+        // Frontdesk's own handoff tickets carry the `frontdesk` tag (and are indexed).
+        let ours = tags.iter().any(|tag| tag == "frontdesk")
+            || matches!(
+                state
+                    .engine
+                    .ports()
+                    .store
+                    .ticket_conversation(helpdesk, &ticket_id)
+                    .await,
+                Ok(Some(_))
+            );
+        if ours {
+            return HttpResponse::Ok().json(json!({ "outcome": "own_ticket" }));
+        }
+        let ticket = IncomingTicket {
+            helpdesk,
+            ticket_id,
+            subject: webhook.subject,
+            description: webhook.description,
+            tags,
+        };
+        return match state.engine.triage_ticket(ticket).await {
+            Ok(outcome) => HttpResponse::Ok().json(json!({
+                "outcome": "triaged",
+                "decision": outcome.decision,
+                "priority": outcome.triage.priority.as_str(),
+                "tags": outcome.triage.tags,
+            })),
+            Err(err) => outcome_response(Err(err)),
+        };
     }
     let solved = matches!(
         webhook.status.trim().to_ascii_lowercase().as_str(),

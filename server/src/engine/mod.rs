@@ -21,6 +21,7 @@ pub mod routing;
 pub mod summary;
 pub mod text;
 pub mod ticket;
+pub mod triage;
 
 use crate::config::{
     AllowedOrigin, LlmFallback, ModelPrice, PolicySettings, Settings, SiteSettings,
@@ -106,6 +107,9 @@ pub enum EngineError {
     Retrieve(#[from] RetrieveError),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    /// The helpdesk refused or failed a call made for a webhook (triage).
+    #[error(transparent)]
+    Helpdesk(#[from] crate::ports::helpdesk::HelpdeskError),
 }
 
 /// Where the WebSocket request came from (HTTP headers, read by `api`).
@@ -276,6 +280,8 @@ pub struct Engine {
     outbox: Arc<outbox::Outbox>,
     inbox: inbox::InboxAccounts,
     email_counters: Arc<inbox::EmailCounters>,
+    /// Team id → the helpdesk's group id (triage of tickets from other channels).
+    helpdesk_groups: std::collections::BTreeMap<String, u64>,
 }
 
 /// The LLM answer path: the generator and what the engine checks around it.
@@ -405,6 +411,7 @@ impl Engine {
             outbox,
             inbox: accounts,
             email_counters: Arc::new(inbox::EmailCounters::default()),
+            helpdesk_groups: settings.helpdesk.groups(),
             tokens,
             limiter: MessageRateLimiter::new(
                 settings.ws.messages_per_minute,

@@ -69,6 +69,26 @@ impl HelpdeskError {
     }
 }
 
+/// A comment added to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketComment {
+    /// Plain text.
+    pub body: String,
+    /// `true`: a reply the requester sees; `false`: an internal note.
+    pub public: bool,
+}
+
+/// What triage sets on a ticket that arrived through another channel (email, social).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketTriage {
+    pub priority: Priority,
+    /// Tags to add (the ticket's own tags are kept).
+    pub tags: Vec<String>,
+    /// The helpdesk's group id for the routed team (`helpdesk.<vendor>.groups`).
+    pub group_id: Option<u64>,
+    pub comment: Option<TicketComment>,
+}
+
 /// A helpdesk.
 #[async_trait::async_trait]
 pub trait Helpdesk: Send + Sync {
@@ -79,4 +99,25 @@ pub trait Helpdesk: Send + Sync {
     ///
     /// Errors: [`HelpdeskError`] for this attempt.
     async fn create_ticket(&self, request: &TicketRequest) -> Result<TicketRef, HelpdeskError>;
+
+    /// Applies `triage` to ticket `ticket_id` (not created by Frontdesk), whose tags are
+    /// `current_tags`. One attempt; the helpdesk's webhook retries a failed delivery.
+    ///
+    /// Errors: [`HelpdeskError`]; `Rejected` from helpdesks that do not send Frontdesk their
+    /// other channels' tickets (the built-in inbox, Intercom).
+    async fn triage_ticket(
+        &self,
+        ticket_id: &str,
+        triage: &TicketTriage,
+        current_tags: &[String],
+    ) -> Result<(), HelpdeskError> {
+        let _ = (ticket_id, triage, current_tags);
+        Err(HelpdeskError::Rejected {
+            status: 0,
+            message: format!(
+                "the {} helpdesk does not take tickets from other channels",
+                self.adapter_name()
+            ),
+        })
+    }
 }
