@@ -278,6 +278,10 @@ async fn a_zendesk_agent_reply_reaches_the_widget_and_solving_closes_the_convers
         response.json::<Value>().await.expect("json")["outcome"],
         "relayed"
     );
+    // The first reply: the widget learns that Dana has it, then gets her reply.
+    let joined = client.recv_type("handoff").await.expect("assigned");
+    assert_eq!(joined["status"], "assigned");
+    assert_eq!(joined["message"], "Dana has joined the conversation.");
     let message = client
         .recv_type("agent_message")
         .await
@@ -604,6 +608,8 @@ async fn an_intercom_handoff_becomes_one_conversation_and_the_admin_reply_reache
                "author": {"type": "admin", "id": "991267594", "name": "Lee"}}),
     );
     assert_eq!(intercom_webhook(&app, &reply).await["outcome"], "relayed");
+    let joined = client.recv_type("handoff").await.expect("assigned");
+    assert_eq!(joined["message"], "Lee has joined the conversation.");
     let message = client
         .recv_type("agent_message")
         .await
@@ -1017,4 +1023,204 @@ async fn freshdesk_tickets_from_other_channels_get_a_note_or_reply_through_the_a
         .cloned()
         .expect("note");
     assert_eq!(note["private"], true, "{note}");
+}
+
+#[tokio::test]
+async fn agents_do_not_take_each_others_conversations_and_a_rejected_draft_is_gone() {
+    let hash = frontdesk::engine::inbox::hash_password(PASSWORD).expect("hashes");
+    let app = spawn_app_with_config(&format!(
+        "[helpdesk.inbox]\nagents = [\
+         {{ id = \"sam\", name = \"Sam\", password_hash = {hash:?} }}, \
+         {{ id = \"kim\", name = \"Kim\", password_hash = {hash:?} }}]\n"
+    ))
+    .await;
+    // A refund request under the limit: the assistant drafts, an agent approves or rejects.
+    let mut client = app.client().await;
+    client.hello(&app.site_key).await.expect("welcome");
+    let turn = client
+        .ask("Please refund my order #999, it was $45")
+        .await
+        .expect("turn");
+    assert_eq!(turn.end["decision"], "draft", "{}", turn.end);
+    let http = reqwest::Client::new();
+    let token = |agent: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/v1/inbox/session", app.http_url);
+        async move {
+            let session: Value = http
+                .post(url)
+                .json(&json!({"agent": agent, "password": PASSWORD}))
+                .send()
+                .await
+                .expect("answers")
+                .json()
+                .await
+                .expect("json");
+            session["token"].as_str().expect("token").to_string()
+        }
+    };
+    let (sam, kim) = (token("sam").await, token("kim").await);
+    let queue: Value = http
+        .get(format!("{}/v1/inbox/queue", app.http_url))
+        .bearer_auth(&sam)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let item = queue["items"][0].clone();
+    assert_eq!(item["has_draft"], true, "{item}");
+    let base = format!(
+        "{}/v1/inbox/conversations/{}/{}",
+        app.http_url,
+        item["site"].as_str().expect("site"),
+        item["conversation_id"].as_str().expect("id")
+    );
+    let act = |token: &str, action: &str, body: Value| {
+        http.post(format!("{base}/{action}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        act(&sam, "claim", json!({})).await.expect("claim").status(),
+        200
+    );
+    let taken = act(&kim, "claim", json!({})).await.expect("claim");
+    assert_eq!(taken.status(), 400, "Sam has it");
+    let message = taken.json::<Value>().await.expect("json")["message"].clone();
+    assert!(
+        message
+            .as_str()
+            .is_some_and(|m| m.contains("Sam has this conversation")),
+        "{message}"
+    );
+    assert_eq!(
+        act(&kim, "reply", json!({"text": "hi"}))
+            .await
+            .expect("reply")
+            .status(),
+        400,
+        "nor reply in it"
+    );
+    // Sam rejects the draft: it is gone, a second reject or an approve has nothing to act on.
+    assert_eq!(
+        act(&sam, "reject", json!({}))
+            .await
+            .expect("reject")
+            .status(),
+        200
+    );
+    let detail: Value = http
+        .get(&base)
+        .bearer_auth(&sam)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert!(detail["handoff"]["draft"].is_null(), "{detail}");
+    assert_eq!(detail["assignee"], "sam");
+    assert_eq!(detail["status"], "with_agent");
+    assert_eq!(
+        act(&sam, "reject", json!({}))
+            .await
+            .expect("reject")
+            .status(),
+        400
+    );
+    assert_eq!(
+        act(&sam, "approve", json!({"text": "ok"}))
+            .await
+            .expect("approve")
+            .status(),
+        400
+    );
+    // Kim takes it over explicitly.
+    assert_eq!(
+        act(&kim, "claim", json!({"take_over": true}))
+            .await
+            .expect("claim")
+            .status(),
+        200
+    );
+    // Malformed JSON is named as such.
+    let malformed = http
+        .post(format!("{base}/reply"))
+        .bearer_auth(&kim)
+        .header("content-type", "application/json")
+        .body("{\"text\":")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(malformed.status(), 400);
+    let body: Value = malformed.json().await.expect("a JSON error body");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not the JSON")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_captured_zendesk_delivery_replayed_under_a_new_invocation_id_is_a_duplicate() {
+    let zendesk = FakeZendesk::start().await;
+    let app = spawn_app_with_config(&zendesk_layer(&zendesk)).await;
+    let (mut client, _) = visitor_asks_for_a_human(&app, "A person please").await;
+    let ticket = eventually("the ticket", || zendesk.tickets().first().cloned()).await;
+    let body = json!({"ticket_id": ticket["id"].to_string(), "status": "Open",
+                      "comment": "Replayed?", "author_name": "Dana"})
+    .to_string();
+    let timestamp = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("valid")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats");
+    let signature = zendesk_signature(&timestamp, &body);
+    let mut outcomes = Vec::new();
+    for invocation in ["a", "b", "c"] {
+        let response: Value = reqwest::Client::new()
+            .post(format!("{}/v1/webhooks/zendesk", app.http_url))
+            .header("x-zendesk-webhook-signature-timestamp", &timestamp)
+            .header("x-zendesk-webhook-signature", &signature)
+            .header("x-zendesk-webhook-invocation-id", invocation)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
+        outcomes.push(response["outcome"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(outcomes, ["relayed", "duplicate", "duplicate"]);
+    client.recv_type("handoff").await.expect("assigned");
+    client.recv_type("agent_message").await.expect("once");
+    client
+        .expect_silence(Duration::from_millis(300))
+        .await
+        .expect("the replays are not shown");
+}
+
+#[tokio::test]
+async fn the_talk_to_a_person_button_is_routed_on_what_the_visitor_wrote_last() {
+    let app = spawn_app_with_config(
+        "[[sites]]\nid = \"demo\"\npublic_key = \"pk_demo_frontdesk\"\n\
+         [sites.routing]\ndefault_team = \"support\"\n\
+         teams = [{ id = \"support\", name = \"support team\" }, { id = \"spanish\", name = \"equipo de soporte\" }]\n\
+         rules = [{ language = \"es\", team = \"spanish\" }]\n",
+    )
+    .await;
+    let mut client = app.client().await;
+    client.hello(&app.site_key).await.expect("welcome");
+    client
+        .ask("¿Cuánto tarda el envío de mi pedido a Madrid?")
+        .await
+        .expect("turn");
+    client.send_json(json!({"type": "request_human"})).await;
+    let handoff = client.recv_type("handoff").await.expect("handoff");
+    assert_eq!(handoff["team"], "equipo de soporte", "{handoff}");
 }

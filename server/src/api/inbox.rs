@@ -37,12 +37,22 @@ pub struct SignIn {
 
 /// `POST /v1/inbox/session` `{agent, password}` → `{token, agent: {id, name}, expires_at}`.
 pub async fn sign_in(state: web::Data<AppState>, body: web::Json<SignIn>) -> HttpResponse {
-    // Argon2 takes tens of milliseconds of CPU: off the async workers.
+    // Argon2 takes tens of milliseconds of CPU and ~19 MiB: off the async workers, and only a
+    // few at once (a flood of wrong passwords gets 429, not the server's memory).
+    let Some(permit) = state.engine.inbox_accounts().password_check_permit() else {
+        return http_error(
+            ErrorCode::RateLimited,
+            "too many sign-in attempts at once; try again in a second",
+            Some(std::time::Duration::from_secs(1)),
+        );
+    };
     let (agent, password) = (body.agent.clone(), body.password.clone());
     let engine = state.engine.clone();
-    let result =
-        tokio::task::spawn_blocking(move || engine.inbox_accounts().sign_in(&agent, &password))
-            .await;
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        engine.inbox_accounts().sign_in(&agent, &password)
+    })
+    .await;
     match result {
         Ok(Ok(session)) => HttpResponse::Ok().json(json!({
             "token": session.token,
@@ -62,7 +72,10 @@ fn agent(state: &AppState, request: &HttpRequest) -> Result<Agent, HttpResponse>
         .headers()
         .get("Authorization")
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
         .unwrap_or("");
     state
         .engine
@@ -233,6 +246,9 @@ pub async fn conversation(
 pub struct ActionBody {
     #[serde(default)]
     text: Option<String>,
+    /// `claim` only: take the conversation from the agent who has it.
+    #[serde(default)]
+    take_over: bool,
 }
 
 /// `POST /v1/inbox/conversations/{site}/{id}/{claim|reply|note|approve|reject|close}`.
@@ -240,7 +256,7 @@ pub async fn action(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<(String, String, String)>,
-    body: Option<web::Json<ActionBody>>,
+    body: web::Bytes,
 ) -> HttpResponse {
     let agent = match agent(&state, &request) {
         Ok(agent) => agent,
@@ -251,12 +267,27 @@ pub async fn action(
         Ok(ids) => ids,
         Err(response) => return response,
     };
-    let text = body.and_then(|body| body.into_inner().text);
+    // An empty body is `{}`; anything else must be the action's JSON.
+    let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ActionBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(err) => {
+                return http_error(
+                    ErrorCode::BadRequest,
+                    format!("the body is not the JSON this action takes ({err})"),
+                    None,
+                );
+            }
+        }
+    };
+    let (text, take_over) = (body.text, body.take_over);
     let needs_text = |text: Option<String>| {
         text.ok_or_else(|| http_error(ErrorCode::BadRequest, "this action needs \"text\"", None))
     };
     let action = match path.2.as_str() {
-        "claim" => AgentAction::Claim,
+        "claim" => AgentAction::Claim { take_over },
         "reply" => match needs_text(text) {
             Ok(text) => AgentAction::Reply(text),
             Err(response) => return response,

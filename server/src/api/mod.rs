@@ -41,9 +41,25 @@ pub struct AppState {
     pub webhook_replays: webhook_auth::ReplayGuard,
 }
 
-/// Registers every route.
+/// Largest JSON body of the inbox API, and largest webhook body, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Registers every route. JSON and body-size errors answer the documented `{"code","message"}`.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
+        .app_data(
+            web::JsonConfig::default()
+                .limit(MAX_BODY_BYTES)
+                .error_handler(|err, _request| {
+                    let response = http_error(
+                        ErrorCode::BadRequest,
+                        format!("the body is not the JSON this route takes: {err}"),
+                        None,
+                    );
+                    actix_web::error::InternalError::from_response(err, response).into()
+                }),
+        )
+        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .route("/", web::get().to(pages::index))
         .route("/widget.js", web::get().to(pages::widget_js))
         .route("/healthz", web::get().to(pages::healthz))

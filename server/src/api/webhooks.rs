@@ -105,10 +105,15 @@ fn unauthorized(err: &WebhookAuthError) -> HttpResponse {
 }
 
 fn not_configured(helpdesk: &str) -> HttpResponse {
+    let secret = if helpdesk == "intercom" {
+        "client_secret"
+    } else {
+        "webhook_secret"
+    };
     http_error(
         ErrorCode::NotFound,
         format!(
-            "the {helpdesk} webhook is not configured: set helpdesk.kind = \"{helpdesk}\" and helpdesk.{helpdesk}.webhook_secret"
+            "the {helpdesk} webhook is not configured: set helpdesk.kind = \"{helpdesk}\" and helpdesk.{helpdesk}.{secret}"
         ),
         None,
     )
@@ -144,12 +149,23 @@ pub async fn zendesk(
         Ok(invocation) => invocation,
         Err(err) => return unauthorized(&err),
     };
+    // The invocation id is not signed: a captured delivery replayed under a new id is caught
+    // by its signature (timestamp + body), which is.
+    let signed = format!(
+        "sig:{}",
+        header(&request, "x-zendesk-webhook-signature").unwrap_or_default()
+    );
     if state.webhook_replays.first_time(&invocation).is_err() {
+        return HttpResponse::Ok().json(json!({ "outcome": "duplicate" }));
+    }
+    if state.webhook_replays.first_time(&signed).is_err() {
+        state.webhook_replays.forget(&invocation);
         return HttpResponse::Ok().json(json!({ "outcome": "duplicate" }));
     }
     let response = relay(&state, "zendesk", &body, Some(email)).await;
     if response.status().is_server_error() {
         state.webhook_replays.forget(&invocation);
+        state.webhook_replays.forget(&signed);
     }
     response
 }
@@ -171,8 +187,13 @@ pub async fn freshdesk(
         Ok(received) => received,
         Err(err) => return unauthorized(&err),
     };
-    if let Err(err) = verify_shared_secret(secret.expose(), received) {
-        return unauthorized(&err);
+    if verify_shared_secret(secret.expose(), received).is_err() {
+        tracing::warn!("freshdesk webhook refused: wrong X-Frontdesk-Secret");
+        return http_error(
+            ErrorCode::Unauthorized,
+            "the X-Frontdesk-Secret header does not match helpdesk.freshdesk.webhook_secret",
+            None,
+        );
     }
     relay(&state, "freshdesk", &body, None).await
 }

@@ -105,7 +105,15 @@ pub struct InboxAccounts {
     agents: Vec<InboxAgent>,
     key: Vec<u8>,
     session_ttl: Duration,
+    /// A hash checked for unknown agents, so they take as long as known ones.
+    decoy: String,
+    checks: Arc<tokio::sync::Semaphore>,
 }
+
+/// Password checks that may run at once (each Argon2id check holds ~19 MiB).
+pub const PASSWORD_CHECKS: usize = 2;
+/// Longest password checked, in bytes.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 impl InboxAccounts {
     /// Agents of `settings`, sessions keyed by `secret` (random when `None`: sessions then
@@ -125,7 +133,15 @@ impl InboxAccounts {
             agents: settings.agents.clone(),
             key,
             session_ttl: settings.session_ttl,
+            decoy: hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default(),
+            checks: Arc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS)),
         }
+    }
+
+    /// A permit for one password check (Argon2 takes ~19 MiB and tens of ms of CPU): at most
+    /// [`PASSWORD_CHECKS`] run at once; `None` when all are busy (answer 429, try again).
+    pub fn password_check_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.checks).try_acquire_owned().ok()
     }
 
     /// Adds an agent (the one-time `admin` of a first run).
@@ -142,12 +158,18 @@ impl InboxAccounts {
         &self.agents
     }
 
+    /// The session MAC: over the agent id, the expiry and the agent's password hash, so a
+    /// changed password (or a restart's new one-time admin password) ends earlier sessions.
     fn mac(&self, agent: &str, expires: i64) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(agent.as_bytes());
         mac.update(b"\n");
         mac.update(expires.to_string().as_bytes());
+        mac.update(b"\n");
+        if let Some(found) = self.agents.iter().find(|a| a.id == agent) {
+            mac.update(found.password_hash.expose().as_bytes());
+        }
         mac
     }
 
@@ -156,15 +178,20 @@ impl InboxAccounts {
     /// Errors: [`SignInError::BadCredentials`] for an unknown agent or a wrong password (the
     /// same error, so agent ids cannot be probed).
     pub fn sign_in(&self, agent_id: &str, password: &str) -> Result<Session, SignInError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(SignInError::BadCredentials);
+        }
         let agent = self.agents.iter().find(|agent| agent.id == agent_id);
-        let Some(agent) = agent else {
+        // An unknown agent costs the same Argon2 check as a known one (no timing oracle).
+        let hash_text = agent.map_or(self.decoy.as_str(), |agent| agent.password_hash.expose());
+        let verified = PasswordHash::new(hash_text).ok().is_some_and(|hash| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        });
+        let Some(agent) = agent.filter(|_| verified) else {
             return Err(SignInError::BadCredentials);
         };
-        let hash = PasswordHash::new(agent.password_hash.expose())
-            .map_err(|_| SignInError::BadCredentials)?;
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .map_err(|_| SignInError::BadCredentials)?;
         let expires_at = OffsetDateTime::now_utc() + self.session_ttl;
         let expires = expires_at.unix_timestamp();
         let mac = hex::encode(self.mac(&agent.id, expires).finalize().into_bytes());
@@ -236,7 +263,10 @@ pub struct InboxConversation {
 /// What an agent does to a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentAction {
-    Claim,
+    /// Take the conversation; `take_over` takes it from the agent who has it.
+    Claim {
+        take_over: bool,
+    },
     Reply(String),
     Note(String),
     /// Send the draft, as written or edited.
@@ -466,11 +496,15 @@ impl Engine {
         }
         let handoff = store.pending_handoff(site, id).await?;
         match action {
-            AgentAction::Claim => {
+            AgentAction::Claim { take_over } => {
+                if !take_over {
+                    self.not_someone_elses(agent, &conversation)?;
+                }
                 self.claim(agent, site, &conversation, handoff.as_ref())
                     .await
             }
             AgentAction::Reply(text) => {
+                self.not_someone_elses(agent, &conversation)?;
                 let text = checked_text(&text)?;
                 if conversation.assignee.as_deref() != Some(agent.id.as_str()) && handoff.is_some()
                 {
@@ -490,6 +524,7 @@ impl Engine {
                 Ok(())
             }
             AgentAction::ApproveDraft(text) => {
+                self.not_someone_elses(agent, &conversation)?;
                 if handoff.as_ref().and_then(|h| h.draft.as_ref()).is_none() {
                     return Err(EngineError::BadRequest(
                         "there is no draft to approve".into(),
@@ -503,21 +538,40 @@ impl Engine {
                 self.assign_waiting_to(agent).await
             }
             AgentAction::RejectDraft => {
-                if handoff.as_ref().and_then(|h| h.draft.as_ref()).is_none() {
+                self.not_someone_elses(agent, &conversation)?;
+                let Some(pending) = handoff.as_ref().filter(|h| h.draft.is_some()) else {
                     return Err(EngineError::BadRequest(
                         "there is no draft to reject".into(),
                     ));
-                }
+                };
+                // The draft is discarded; the handoff stays (with this agent).
+                store
+                    .put_pending_handoff(
+                        site,
+                        id,
+                        PendingHandoff {
+                            draft: None,
+                            ..pending.clone()
+                        },
+                    )
+                    .await?;
                 let kind = EventKind::InternalNote {
                     message_id: MessageId::generate(),
                     agent_name: agent.name.clone(),
                     text: "Rejected the assistant's draft; answering personally.".into(),
                 };
                 store.append_event(site, id, kind, now).await?;
-                self.claim(agent, site, &conversation, handoff.as_ref())
-                    .await
+                if conversation.assignee.as_deref() == Some(agent.id.as_str()) {
+                    // Already theirs: recording the handoff again reset the status.
+                    store.assign_handoff(site, id, &agent.id, now).await?;
+                    Ok(())
+                } else {
+                    self.claim(agent, site, &conversation, handoff.as_ref())
+                        .await
+                }
             }
             AgentAction::Close => {
+                self.not_someone_elses(agent, &conversation)?;
                 store
                     .append_event(
                         site,
@@ -534,6 +588,28 @@ impl Engine {
                 // Capacity freed: the next waiting handoff this agent may take.
                 self.assign_waiting_to(agent).await
             }
+        }
+    }
+
+    /// `BadRequest` when another agent has the conversation (claim with `take_over` to take it).
+    fn not_someone_elses(
+        &self,
+        agent: &Agent,
+        conversation: &Conversation,
+    ) -> Result<(), EngineError> {
+        match conversation.assignee.as_deref() {
+            Some(other) if other != agent.id => {
+                let name = self
+                    .inbox
+                    .agents()
+                    .iter()
+                    .find(|a| a.id == other)
+                    .map_or(other, |a| a.name.as_str());
+                Err(EngineError::BadRequest(format!(
+                    "{name} has this conversation; claim it with \"take_over\": true to take it over"
+                )))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -762,10 +838,24 @@ impl Engine {
                     .unwrap_or("Support")
                     .to_string(),
             };
-            let text = checked_text(text)?;
+            // A helpdesk reply is never refused for its length (the helpdesk would not send it
+            // again): a very long one is cut, saying so.
+            let text = if text.chars().count() > MAX_TEXT_CHARS {
+                let cut: String = text.chars().take(MAX_TEXT_CHARS - 200).collect();
+                format!(
+                    "{}…\n\n(This reply was shortened here; our team has the full text.)",
+                    cut.trim_end()
+                )
+            } else {
+                text.to_string()
+            };
             if conversation.status == ConversationStatus::WaitingForAgent {
-                // The first reply: the agent took it over in the helpdesk.
-                let _ = store.assign_handoff(&site, &id, &agent.name, now).await;
+                // The first reply: the agent took it over in the helpdesk; the widget is told.
+                let handoff = store.pending_handoff(&site, &id).await?;
+                if handoff.is_some() {
+                    self.claim(&agent, &site, &conversation, handoff.as_ref())
+                        .await?;
+                }
             }
             self.append_agent_message(&agent, &site, &id, text, now)
                 .await?;
@@ -835,6 +925,8 @@ mod tests {
             agents: accounts.agents.clone(),
             key: accounts.key.clone(),
             session_ttl: accounts.session_ttl,
+            decoy: accounts.decoy.clone(),
+            checks: Arc::new(tokio::sync::Semaphore::new(1)),
         };
         assert!(twin.verify(&session.token).is_ok());
         let other = InboxAccounts::new(

@@ -152,6 +152,9 @@ pub struct ConversationContext {
     /// Conversations are stored on their first write, so page views without a message leave
     /// nothing behind.
     persisted: AtomicBool,
+    /// The analysis of the visitor's latest message on this socket: a "talk to a person"
+    /// button press is routed on it.
+    last_analysis: std::sync::Mutex<Option<TurnAnalysis>>,
 }
 
 /// What `hello` opens.
@@ -595,6 +598,7 @@ impl Engine {
         let resume_token = self.tokens.issue(&site.id, &visitor_id, &conversation_id);
         let context = Arc::new(ConversationContext {
             persisted: AtomicBool::new(existing.is_some()),
+            last_analysis: std::sync::Mutex::new(None),
             user_id: existing
                 .as_ref()
                 .and_then(|c| c.user_id.clone())
@@ -892,6 +896,10 @@ impl Engine {
             facts.n_unresolved_exchanges,
             &self.policy,
         );
+        *context
+            .last_analysis
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(analysis.clone());
         summary.analysis = Some(analysis);
         let confidence = summary.confidence.unwrap_or(0.0);
         let mut answer = AnswerStream::new(started, out);
@@ -1510,7 +1518,13 @@ impl Engine {
         &self,
         context: &ConversationContext,
     ) -> Result<HandoffRequested, EngineError> {
-        self.hand_off(context, vec![ReasonCode::RequestedHuman], None)
+        // Routed on what the visitor wrote last (the button carries no text).
+        let last = context
+            .last_analysis
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        self.hand_off(context, vec![ReasonCode::RequestedHuman], last.as_ref())
             .await
     }
 
