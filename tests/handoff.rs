@@ -1224,3 +1224,45 @@ async fn the_talk_to_a_person_button_is_routed_on_what_the_visitor_wrote_last() 
     let handoff = client.recv_type("handoff").await.expect("handoff");
     assert_eq!(handoff["team"], "equipo de soporte", "{handoff}");
 }
+
+#[tokio::test]
+async fn visitor_follow_ups_after_the_ticket_reach_it_as_notes_once() {
+    let zendesk = FakeZendesk::start().await;
+    let app = spawn_app_with_config(&zendesk_layer(&zendesk)).await;
+    let (mut client, _) = visitor_asks_for_a_human(&app, "I need a person about my lamp").await;
+    let ticket = eventually("the ticket", || zendesk.tickets().first().cloned()).await;
+    // The helpdesk is down when the visitor writes more: the follow-up waits and is retried.
+    zendesk.push_fault(Fault::ServerError);
+    client
+        .send_json(
+            json!({"type": "message", "client_message_id": uuid::Uuid::new_v4().to_string(),
+                          "text": "Also, my order number is 5555"}),
+        )
+        .await;
+    client
+        .recv_type("ack")
+        .await
+        .expect("stored and acknowledged");
+    let comments = |zendesk: &FakeZendesk| -> Vec<Value> {
+        zendesk
+            .tickets()
+            .into_iter()
+            .find(|t| t["id"] == ticket["id"])
+            .and_then(|t| t["comments"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let note = eventually("the follow-up on the ticket", || {
+        comments(&zendesk).first().cloned()
+    })
+    .await;
+    assert_eq!(note["public"], false, "an internal note: {note}");
+    assert!(
+        note["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("Also, my order number is 5555")),
+        "{note}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(comments(&zendesk).len(), 1, "added once");
+    assert_eq!(zendesk.tickets().len(), 1, "and still one ticket");
+}

@@ -410,6 +410,10 @@ pub struct HandoffTicket {
     pub url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The last event the helpdesk has: the ticket's transcript, then the visitor's follow-up
+    /// messages added as comments. Later events are synced by the outbox.
+    #[serde(default)]
+    pub synced_through: EventId,
 }
 
 /// An answer prepared for an agent's approval (never shown to the visitor as is).

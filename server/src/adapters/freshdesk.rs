@@ -182,6 +182,33 @@ impl Helpdesk for FreshdeskHelpdesk {
         "freshdesk"
     }
 
+    /// `POST /api/v2/tickets/{id}/notes` (`private` unless public) or `…/reply` (§2.3).
+    async fn add_comment(
+        &self,
+        ticket_id: &str,
+        comment: &crate::ports::helpdesk::TicketComment,
+    ) -> Result<(), HelpdeskError> {
+        let ticket = format!("/api/v2/tickets/{ticket_id}");
+        let (path, body) = if comment.public {
+            (
+                format!("{ticket}/reply"),
+                json!({ "body": html(&comment.body) }),
+            )
+        } else {
+            (
+                format!("{ticket}/notes"),
+                json!({ "body": html(&comment.body), "private": true }),
+            )
+        };
+        let response = self
+            .authed(self.http.post(self.url(&path)))
+            .json(&body)
+            .send()
+            .await
+            .map_err(helpdesk_transport_error)?;
+        helpdesk_answer(response, error_message).await.map(|_| ())
+    }
+
     /// `PUT /api/v2/tickets/{id}` with the priority code, the merged tags and the group, then
     /// the comment: `POST …/notes` (`private: true`) or `POST …/reply` (wire-facts §2.3).
     async fn triage_ticket(

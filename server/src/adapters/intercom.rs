@@ -435,6 +435,35 @@ impl Helpdesk for IntercomHelpdesk {
         "intercom"
     }
 
+    /// The visitor's follow-ups as an admin note: `POST /conversations/{id}/reply`
+    /// `{message_type: "note", type: "admin", admin_id, body}` (wire-facts §3.3).
+    async fn add_comment(
+        &self,
+        ticket_id: &str,
+        comment: &crate::ports::helpdesk::TicketComment,
+    ) -> Result<(), HelpdeskError> {
+        let body = comment
+            .body
+            .split("\n\n")
+            .map(|paragraph| format!("<p>{}</p>", escape(paragraph).replace('\n', "<br>")))
+            .collect::<String>();
+        let note = json!({
+            "message_type": if comment.public { "comment" } else { "note" },
+            "type": "admin",
+            "admin_id": self.config.admin_id,
+            "body": body,
+        });
+        self.send(
+            self.request(
+                reqwest::Method::POST,
+                &["conversations", ticket_id, "reply"],
+            )
+            .json(&note),
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn create_ticket(&self, request: &TicketRequest) -> Result<TicketRef, HelpdeskError> {
         let marker = handoff_marker(&request.handoff_id);
         let conversation_id = match self.find_conversation(&marker).await? {

@@ -313,6 +313,20 @@ impl ConversationStore for MemoryStore {
             status,
         };
         entry.by_client_id.insert(client_message_id, appended);
+        // A follow-up to a ticket in an external helpdesk: the outbox syncs it.
+        let follow_up = matches!(
+            status,
+            ConversationStatus::WaitingForAgent | ConversationStatus::WithAgent
+        ) && entry
+            .ticket
+            .as_ref()
+            .is_some_and(|ticket| ticket.helpdesk != "inbox");
+        if follow_up {
+            state
+                .outbox
+                .entry(key.clone())
+                .or_insert((OffsetDateTime::now_utc(), 0));
+        }
         Self::publish(&state, &key, &event);
         Ok(appended)
     }
@@ -680,7 +694,18 @@ impl ConversationStore for MemoryStore {
             .and_then(|entry| entry.pending_handoff.as_ref())
             .map(|pending| pending.handoff_id);
         if pending.is_none_or(|pending| pending == ticket.handoff_id) {
-            state.outbox.remove(&key);
+            let last = state
+                .conversations
+                .get(&key)
+                .map_or(EventId::ZERO, |entry| entry.conversation.last_event_id);
+            if pending.is_some() && last > ticket.synced_through {
+                // Events came after what the helpdesk has: sync them next.
+                state
+                    .outbox
+                    .insert(key.clone(), (OffsetDateTime::now_utc(), 0));
+            } else {
+                state.outbox.remove(&key);
+            }
         }
         if pending != Some(ticket.handoff_id) {
             return Ok(false);

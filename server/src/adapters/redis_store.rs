@@ -83,7 +83,9 @@ const CATCH_UP_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Dura
 
 /// Appends an event: `KEYS` = meta, events, ids; `ARGV` = channel, created_at (RFC 3339),
 /// kind (JSON), dedupe field (`m:<client id>` or empty), message id, answer field
-/// (`a:<answer id>` or empty). Returns `{code, event_id, first, status}`: code 0 = no
+/// (`a:<answer id>` or empty), outbox key, outbox member, now (ms): a visitor message to a
+/// conversation whose ticket is in an external helpdesk enters the outbox (the follow-up is
+/// synced to the ticket). Returns `{code, event_id, first, status}`: code 0 = no
 /// conversation, 1 = appended, 2 = duplicate (`first` = `"<message_id> <event_id>"` of the
 /// first append), 3 = a visitor message refused because the conversation is closed; `status`
 /// is the conversation's status at that moment.
@@ -99,6 +101,12 @@ local id = redis.call('HINCRBY', KEYS[1], 'last_event_id', 1)
 local event = '{"event_id":' .. id .. ',"created_at":"' .. ARGV[2] .. '","kind":' .. ARGV[3] .. '}'
 redis.call('RPUSH', KEYS[2], event)
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[4], ARGV[5] .. ' ' .. id) end
+if ARGV[4] ~= '' and (status == 'waiting_for_agent' or status == 'with_agent') then
+  local ticket = redis.call('HGET', KEYS[1], 'ticket')
+  if ticket and cjson.decode(ticket).helpdesk ~= 'inbox' then
+    redis.call('ZADD', ARGV[7], 'NX', ARGV[9], ARGV[8])
+  end
+end
 if ARGV[6] ~= '' then redis.call('HSETNX', KEYS[3], ARGV[6], '-') end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
@@ -252,13 +260,19 @@ return 1
 "#;
 
 /// Records a handoff's ticket: `KEYS` = meta, outbox, outbox attempts, ticket index key;
-/// `ARGV` = outbox member, handoff id, ticket (JSON). Returns 1 when recorded, 0 when that
-/// handoff is no longer pending.
+/// `ARGV` = outbox member, handoff id, ticket (JSON), the ticket's `synced_through`, now (ms).
+/// Returns 1 when recorded, 0 when that handoff is no longer pending. The outbox entry stays
+/// (due now) when events came after `synced_through` (follow-ups to sync).
 const RECORD_TICKET: &str = r#"
 local pending = redis.call('HGET', KEYS[1], 'handoff')
 local pending_id = pending and cjson.decode(pending).handoff_id
 if not pending_id or pending_id == ARGV[2] then
-  redis.call('ZREM', KEYS[2], ARGV[1])
+  local last = tonumber(redis.call('HGET', KEYS[1], 'last_event_id') or '0')
+  if pending_id and last > tonumber(ARGV[4]) then
+    redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+  else
+    redis.call('ZREM', KEYS[2], ARGV[1])
+  end
   redis.call('HDEL', KEYS[3], ARGV[1])
 end
 if pending_id ~= ARGV[2] then return 0 end
@@ -816,6 +830,9 @@ impl RedisStore {
                     &dedupe_field,
                     &message_id,
                     &answer_field,
+                    &keys.outbox(),
+                    &Keys::outbox_member(site, id),
+                    &unix_ms(OffsetDateTime::now_utc()).to_string(),
                 ],
             )
             .await?;
@@ -1521,6 +1538,8 @@ impl ConversationStore for RedisStore {
                     &Keys::outbox_member(site, id),
                     &ticket.handoff_id.to_string(),
                     &json,
+                    &ticket.synced_through.get().to_string(),
+                    &unix_ms(OffsetDateTime::now_utc()).to_string(),
                 ],
             )
             .await?;

@@ -143,6 +143,26 @@ impl Helpdesk for ZendeskHelpdesk {
         "zendesk"
     }
 
+    /// `PUT /api/v2/tickets/{id}` with `{"ticket": {"comment": {...}}}` (wire-facts §1.3).
+    async fn add_comment(
+        &self,
+        ticket_id: &str,
+        comment: &crate::ports::helpdesk::TicketComment,
+    ) -> Result<(), HelpdeskError> {
+        let body =
+            json!({ "ticket": { "comment": { "body": comment.body, "public": comment.public } } });
+        let response = self
+            .authed(
+                self.http
+                    .put(self.url(&format!("/api/v2/tickets/{ticket_id}"))),
+            )
+            .json(&body)
+            .send()
+            .await
+            .map_err(helpdesk_transport_error)?;
+        helpdesk_answer(response, error_message).await.map(|_| ())
+    }
+
     /// `PUT /api/v2/tickets/{id}` with the priority, the merged tags, the group and the
     /// comment (`public: false` is an internal note; wire-facts §1.2, §1.3).
     async fn triage_ticket(

@@ -131,6 +131,8 @@ pub enum Delivery {
         error: HelpdeskError,
         retry_in: Duration,
     },
+    /// The ticket existed: the visitor's `messages` follow-ups were added to it.
+    Synced { messages: usize },
     /// Nothing to deliver (the handoff was resolved or erased meanwhile).
     Skipped,
 }
@@ -264,9 +266,17 @@ impl Outbox {
             store.retry_handoff_at(site_id, id, at).await?;
             return Ok(Delivery::Skipped);
         };
+        if let Some(existing) = store
+            .handoff_ticket(site_id, id)
+            .await?
+            .filter(|ticket| ticket.handoff_id == handoff.handoff_id)
+        {
+            return self.sync_follow_ups(due, existing).await;
+        }
         let events = store
             .events_after(site_id, id, EventId::ZERO, HISTORY_LIMIT)
             .await?;
+        let synced_through = events.last().map_or(EventId::ZERO, |event| event.event_id);
         let lines = ticket::transcript(&events);
         let summary = summary::summarize(self.chat.as_deref(), &lines).await;
         let site = self.sites.iter().find(|site| &site.id == site_id);
@@ -290,6 +300,7 @@ impl Outbox {
                     id: created.id,
                     url: created.url,
                     created_at: now,
+                    synced_through,
                 };
                 store.record_ticket(site_id, id, ticket.clone()).await?;
                 let latency = (now - handoff.requested_at)
@@ -321,6 +332,63 @@ impl Outbox {
                 Ok(Delivery::Retrying { error, retry_in })
             }
         }
+    }
+
+    /// Adds the visitor's messages written since the ticket's `synced_through` to the ticket
+    /// (one internal note), then records how far the helpdesk has the conversation.
+    async fn sync_follow_ups(
+        &self,
+        due: &DueHandoff,
+        existing: HandoffTicket,
+    ) -> Result<Delivery, StoreError> {
+        let store = &self.store;
+        let (site_id, id) = (&due.site, &due.conversation);
+        let events = store
+            .events_after(site_id, id, existing.synced_through, HISTORY_LIMIT)
+            .await?;
+        let Some(last) = events.last().map(|event| event.event_id) else {
+            store.record_ticket(site_id, id, existing).await?;
+            return Ok(Delivery::Synced { messages: 0 });
+        };
+        let messages: Vec<&str> = events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                crate::domain::EventKind::VisitorMessage { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !messages.is_empty() && existing.helpdesk != "inbox" {
+            let comment = crate::ports::helpdesk::TicketComment {
+                body: format!(
+                    "The visitor wrote in the chat:\n\n{}",
+                    messages.join("\n\n")
+                ),
+                public: false,
+            };
+            if let Err(error) = self.helpdesk.add_comment(&existing.id, &comment).await {
+                self.counters.failed(&error);
+                let retry_in = self.retry_delay(&error, due.attempts);
+                warn!(site = %site_id, conversation = %id, ticket = existing.id, attempts = due.attempts + 1,
+                    retry_in_ms = retry_in.as_millis() as u64, error = %error,
+                    "the visitor's follow-up did not reach the ticket; will retry");
+                store
+                    .retry_handoff_at(site_id, id, OffsetDateTime::now_utc() + retry_in)
+                    .await?;
+                return Ok(Delivery::Retrying { error, retry_in });
+            }
+        }
+        let n = messages.len();
+        store
+            .record_ticket(
+                site_id,
+                id,
+                HandoffTicket {
+                    synced_through: last,
+                    ..existing
+                },
+            )
+            .await?;
+        Ok(Delivery::Synced { messages: n })
     }
 
     /// The wait before the next attempt after `attempts` failed ones and `error`.

@@ -100,6 +100,23 @@ pub trait Helpdesk: Send + Sync {
     /// Errors: [`HelpdeskError`] for this attempt.
     async fn create_ticket(&self, request: &TicketRequest) -> Result<TicketRef, HelpdeskError>;
 
+    /// Adds `comment` to ticket `ticket_id` (the visitor's follow-up messages, as an internal
+    /// note). One attempt; the outbox retries. A crash between the helpdesk storing it and
+    /// Frontdesk recording it repeats it once (at least once, unlike tickets).
+    ///
+    /// Errors: [`HelpdeskError`]; `Rejected` from helpdesks without comments.
+    async fn add_comment(
+        &self,
+        ticket_id: &str,
+        comment: &TicketComment,
+    ) -> Result<(), HelpdeskError> {
+        let _ = (ticket_id, comment);
+        Err(HelpdeskError::Rejected {
+            status: 0,
+            message: format!("the {} helpdesk takes no comments", self.adapter_name()),
+        })
+    }
+
     /// Applies `triage` to ticket `ticket_id` (not created by Frontdesk), whose tags are
     /// `current_tags`. One attempt; the helpdesk's webhook retries a failed delivery.
     ///

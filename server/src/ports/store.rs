@@ -1245,6 +1245,8 @@ pub mod conformance {
             id: "35436".into(),
             url: Some("https://acme.zendesk.com/agent/tickets/35436".into()),
             created_at: now,
+            // The ticket was composed from the events so far (the handoff announcement).
+            synced_through: EventId(1),
         };
         let stale = HandoffTicket {
             handoff_id: HandoffId::generate(),
@@ -1265,7 +1267,7 @@ pub mod conformance {
         );
         assert_eq!(
             store.handoff_ticket(&site, &new.id).await.expect("get"),
-            Some(ticket)
+            Some(ticket.clone())
         );
         assert_eq!(
             store
@@ -1287,6 +1289,42 @@ pub mod conformance {
             "a recorded ticket leaves the outbox"
         );
         assert!(store.outbox_stats().await.is_ok());
+        // A visitor message after the ticket (an external helpdesk's) is a follow-up to sync.
+        send(
+            store,
+            &site,
+            &new.id,
+            "Also, my order number is 5555",
+            later,
+        )
+        .await
+        .expect("append");
+        let again = now + Duration::from_secs(7200);
+        assert_eq!(
+            claim(store, &site, again, lease).await.len(),
+            1,
+            "the follow-up enters the outbox"
+        );
+        let synced = HandoffTicket {
+            synced_through: EventId(2),
+            ..ticket.clone()
+        };
+        assert!(
+            store
+                .record_ticket(&site, &new.id, synced.clone())
+                .await
+                .expect("record")
+        );
+        assert_eq!(
+            store.handoff_ticket(&site, &new.id).await.expect("get"),
+            Some(synced)
+        );
+        assert!(
+            claim(store, &site, now + Duration::from_secs(9000), lease)
+                .await
+                .is_empty(),
+            "synced: out of the outbox"
+        );
         // Erasing the visitor erases the ticket index too.
         store
             .delete_visitor(&site, &new.visitor)
