@@ -520,7 +520,6 @@ impl Application {
             trusted_proxies: settings.server.trusted_proxies.clone(),
             demo_site_key: demo_site_key.clone(),
             helpdesk: settings.helpdesk.clone(),
-            webhook_replays: api::webhooks::replay_guard(),
         });
         let grace_secs = settings.server.shutdown_grace.as_secs_f64().ceil() as u64;
         let server =

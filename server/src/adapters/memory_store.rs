@@ -39,6 +39,8 @@ struct State {
     presence: HashMap<Key, HashMap<String, OffsetDateTime>>,
     /// Inbox agents online, until when.
     agents_online: HashMap<String, OffsetDateTime>,
+    /// Webhook deliveries seen, until when.
+    deliveries: HashMap<String, OffsetDateTime>,
 }
 
 struct Entry {
@@ -774,6 +776,22 @@ impl ConversationStore for MemoryStore {
                     && entry.conversation.assignee.as_deref() == Some(agent)
             })
             .count())
+    }
+
+    async fn first_delivery(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let mut state = self.lock();
+        state.deliveries.retain(|_, until| *until > now);
+        if state.deliveries.contains_key(key) {
+            return Ok(false);
+        }
+        state.deliveries.insert(key.to_string(), now + ttl);
+        Ok(true)
+    }
+
+    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().deliveries.remove(key);
+        Ok(())
     }
 
     async fn touch_agent(&self, agent: &str, until: OffsetDateTime) -> Result<(), StoreError> {

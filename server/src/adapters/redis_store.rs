@@ -15,6 +15,7 @@
 //! | `P queue:S` | sorted set | the site's open handoffs (pending or assigned), member `C`, scored by when they entered the queue (ms) |
 //! | `P queue:S:waiting` | sorted set | the same, while not assigned (the visitor's place in line) |
 //! | `P queue:S:agent:A` | sorted set | the site's open handoffs assigned to inbox agent `A` (their load) |
+//! | `P delivery:K` | string | a webhook delivery seen (Zendesk invocation id or signature, Intercom notification id), for 15 minutes |
 //! | `P agents:online` | sorted set | inbox agents, scored by when their presence runs out (ms) |
 //! | `P presence:S:C` | sorted set | sockets showing the conversation, scored by when their presence runs out (ms); the key expires with the last |
 //! | `P ticket:H:T` | string | `S:C` of helpdesk `H`'s ticket `T` (expires with the closed conversation) |
@@ -1622,6 +1623,27 @@ impl ConversationStore for RedisStore {
             )
             .await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn first_delivery(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let set: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(format!("{}delivery:{key}", self.inner.keys.prefix))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
+            )
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError> {
+        let _: i64 = self
+            .query(redis::cmd("DEL").arg(format!("{}delivery:{key}", self.inner.keys.prefix)))
+            .await?;
+        Ok(())
     }
 
     async fn touch_agent(&self, agent: &str, until: OffsetDateTime) -> Result<(), StoreError> {

@@ -37,8 +37,6 @@ pub struct AppState {
     pub demo_site_key: String,
     /// Where tickets go, with the webhook secrets.
     pub helpdesk: crate::config::HelpdeskSettings,
-    /// Zendesk invocation ids already handled.
-    pub webhook_replays: webhook_auth::ReplayGuard,
 }
 
 /// Largest JSON body of the inbox API, and largest webhook body, in bytes.

@@ -4,10 +4,10 @@
 //! - **Zendesk:** `x-zendesk-webhook-signature` = base64(HMAC-SHA256(key = the signing secret
 //!   as-is, message = `x-zendesk-webhook-signature-timestamp` + raw body)); a timestamp older
 //!   than [`ZENDESK_MAX_AGE`] (or that far in the future) is refused, and so is an invocation id
-//!   seen before ([`ReplayGuard`]).
+//!   or a signature seen before (remembered in the conversation store, so on every instance).
 //! - **Intercom:** `X-Hub-Signature: sha1=<hex>` = HMAC-SHA1(key = the app's client secret,
 //!   message = raw body); notifications are delivered at least once, so their `id` is
-//!   deduplicated ([`ReplayGuard`]).
+//!   deduplicated the same way.
 //! - **Freshdesk** signs nothing: a shared secret in a header chosen in the automation rule,
 //!   compared in constant time.
 //!
@@ -15,9 +15,7 @@
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Oldest Zendesk timestamp accepted.
 pub const ZENDESK_MAX_AGE: Duration = Duration::from_secs(5 * 60);
@@ -33,8 +31,6 @@ pub enum WebhookAuthError {
     Malformed(String),
     #[error("the timestamp is {0} s away from now (at most 300 s accepted)")]
     Stale(i64),
-    #[error("this delivery was already received")]
-    Replayed,
 }
 
 /// Checks a Zendesk webhook (wire-facts §1.7) at `now`.
@@ -100,44 +96,6 @@ pub fn verify_shared_secret(expected: &str, received: &str) -> Result<(), Webhoo
     digest(received)
         .verify_slice(&digest(expected).finalize().into_bytes())
         .map_err(|_| WebhookAuthError::BadSignature)
-}
-
-/// Remembers delivery ids (Zendesk invocation ids, Intercom notification ids) for `ttl`, so a
-/// repeated delivery is processed once. Per instance; with several instances the store keeps
-/// them (with the webhook routes).
-#[derive(Debug)]
-pub struct ReplayGuard {
-    ttl: Duration,
-    seen: Mutex<HashMap<String, Instant>>,
-}
-
-impl ReplayGuard {
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            seen: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Records `id`; `Err(Replayed)` when it was seen within `ttl`.
-    pub fn first_time(&self, id: &str) -> Result<(), WebhookAuthError> {
-        let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.retain(|_, at| now.duration_since(*at) < self.ttl);
-        if seen.contains_key(id) {
-            return Err(WebhookAuthError::Replayed);
-        }
-        seen.insert(id.to_string(), now);
-        Ok(())
-    }
-
-    /// Forgets `id` (its delivery failed on our side, so the helpdesk's retry must be taken).
-    pub fn forget(&self, id: &str) {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-    }
 }
 
 #[cfg(test)]
@@ -282,16 +240,5 @@ mod tests {
             verify_shared_secret("s3cret-value", ""),
             Err(WebhookAuthError::BadSignature)
         );
-    }
-
-    #[test]
-    fn a_delivery_id_is_processed_once() {
-        let guard = ReplayGuard::new(Duration::from_secs(600));
-        assert_eq!(guard.first_time("inv-1"), Ok(()));
-        assert_eq!(guard.first_time("inv-1"), Err(WebhookAuthError::Replayed));
-        assert_eq!(guard.first_time("inv-2"), Ok(()));
-        let short = ReplayGuard::new(Duration::ZERO);
-        assert_eq!(short.first_time("x"), Ok(()));
-        assert_eq!(short.first_time("x"), Ok(()), "forgotten after the ttl");
     }
 }

@@ -14,7 +14,7 @@
 //! Updates written by Frontdesk's own API user are ignored (no echo loops).
 
 use crate::api::webhook_auth::{
-    ReplayGuard, WebhookAuthError, verify_intercom, verify_shared_secret, verify_zendesk,
+    WebhookAuthError, verify_intercom, verify_shared_secret, verify_zendesk,
 };
 use crate::api::wire::ErrorCode;
 use crate::api::{AppState, error_reply, http_error};
@@ -155,19 +155,55 @@ pub async fn zendesk(
         "sig:{}",
         header(&request, "x-zendesk-webhook-signature").unwrap_or_default()
     );
-    if state.webhook_replays.first_time(&invocation).is_err() {
-        return HttpResponse::Ok().json(json!({ "outcome": "duplicate" }));
+    let invocation = format!("zendesk:{invocation}");
+    let signed = format!("zendesk:{signed}");
+    match first_delivery(&state, &invocation).await {
+        Ok(true) => {}
+        Ok(false) => return HttpResponse::Ok().json(json!({ "outcome": "duplicate" })),
+        Err(response) => return response,
     }
-    if state.webhook_replays.first_time(&signed).is_err() {
-        state.webhook_replays.forget(&invocation);
-        return HttpResponse::Ok().json(json!({ "outcome": "duplicate" }));
+    match first_delivery(&state, &signed).await {
+        Ok(true) => {}
+        Ok(false) => {
+            forget_delivery(&state, &invocation).await;
+            return HttpResponse::Ok().json(json!({ "outcome": "duplicate" }));
+        }
+        Err(response) => {
+            forget_delivery(&state, &invocation).await;
+            return response;
+        }
     }
     let response = relay(&state, "zendesk", &body, Some(email)).await;
     if response.status().is_server_error() {
-        state.webhook_replays.forget(&invocation);
-        state.webhook_replays.forget(&signed);
+        forget_delivery(&state, &invocation).await;
+        forget_delivery(&state, &signed).await;
     }
     response
+}
+
+/// Whether this delivery is new (remembered in the store for [`REPLAY_WINDOW`], so on every
+/// instance); a store failure answers 503 and the helpdesk retries.
+async fn first_delivery(state: &AppState, key: &str) -> Result<bool, HttpResponse> {
+    state
+        .engine
+        .ports()
+        .store
+        .first_delivery(key, REPLAY_WINDOW)
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "webhook delivery not checked: the store failed");
+            http_error(
+                ErrorCode::UpstreamUnavailable,
+                "cannot record the delivery right now; retry",
+                None,
+            )
+        })
+}
+
+async fn forget_delivery(state: &AppState, key: &str) {
+    if let Err(err) = state.engine.ports().store.forget_delivery(key).await {
+        tracing::warn!(error = %err, "a failed webhook delivery could not be forgotten; its retry may be ignored");
+    }
 }
 
 /// `POST /v1/webhooks/freshdesk`.
@@ -238,8 +274,13 @@ pub async fn intercom(
         return HttpResponse::Ok().json(json!({ "outcome": "nothing_to_do" }));
     }
     let notification_id = notification["id"].as_str().unwrap_or_default().to_string();
-    if !notification_id.is_empty() && state.webhook_replays.first_time(&notification_id).is_err() {
-        return HttpResponse::Ok().json(json!({ "outcome": "duplicate" }));
+    let delivery = format!("intercom:{notification_id}");
+    if !notification_id.is_empty() {
+        match first_delivery(&state, &delivery).await {
+            Ok(true) => {}
+            Ok(false) => return HttpResponse::Ok().json(json!({ "outcome": "duplicate" })),
+            Err(response) => return response,
+        }
     }
     let conversation_id = match &item["id"] {
         serde_json::Value::String(id) => id.clone(),
@@ -271,7 +312,7 @@ pub async fn intercom(
     };
     let response = outcome_response(state.engine.relay_ticket_update(update).await);
     if response.status().is_server_error() && !notification_id.is_empty() {
-        state.webhook_replays.forget(&notification_id);
+        forget_delivery(&state, &delivery).await;
     }
     response
 }
@@ -391,9 +432,4 @@ async fn relay(
         solved,
     };
     outcome_response(state.engine.relay_ticket_update(update).await)
-}
-
-/// The replay guard of Zendesk invocation ids (per instance).
-pub fn replay_guard() -> ReplayGuard {
-    ReplayGuard::new(REPLAY_WINDOW)
 }

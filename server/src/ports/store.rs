@@ -376,6 +376,14 @@ pub trait ConversationStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// Remembers webhook delivery `key` (a Zendesk invocation id or signature, an Intercom
+    /// notification id) for `ttl`: `true` the first time, `false` when any instance saw it
+    /// within `ttl`. Atomic (two racing deliveries: one `true`).
+    async fn first_delivery(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Forgets delivery `key` (handling it failed: the helpdesk's retry must be taken).
+    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError>;
+
     /// How long until the conversation expires: `Some` only for a closed conversation
     /// (`store.closed_ttl` after its `status_changed_at`, saturating at zero), `None` while it
     /// is open (open conversations and open handoffs never expire). `NotFound` if the
@@ -460,6 +468,7 @@ pub mod conformance {
         handoffs_wait_in_the_outbox_until_their_ticket_is_recorded(store).await;
         the_queue_holds_open_handoffs_until_resolved_or_closed(store).await;
         presence_lasts_while_any_socket_refreshes_it(store).await;
+        webhook_deliveries_are_taken_once(store).await;
         messages_carry_the_status_and_closed_conversations_take_none(store).await;
         unknown_conversations_are_not_found(store).await;
         only_closed_conversations_expire(store, closed_ttl).await;
@@ -1122,6 +1131,26 @@ pub mod conformance {
             "erasure is idempotent"
         );
     }
+    /// A delivery key is taken once until forgotten; racing takers get one `true`.
+    async fn webhook_deliveries_are_taken_once(store: &dyn ConversationStore) {
+        let key = format!("zendesk:{}", uuid::Uuid::new_v4());
+        let minute = Duration::from_secs(60);
+        let racing =
+            futures_util::future::join_all((0..4).map(|_| store.first_delivery(&key, minute)))
+                .await;
+        let firsts = racing
+            .into_iter()
+            .map(|r| r.expect("delivery"))
+            .filter(|first| *first)
+            .count();
+        assert_eq!(firsts, 1, "one of four racing deliveries is the first");
+        store.forget_delivery(&key).await.expect("forget");
+        assert!(
+            store.first_delivery(&key, minute).await.expect("delivery"),
+            "a forgotten delivery is taken again (the helpdesk's retry)"
+        );
+    }
+
     /// A conversation is present while one of its sockets has touched it recently; closing
     /// one of two tabs leaves it present; a socket that stopped refreshing (its instance died)
     /// stops counting when its time runs out.
