@@ -1032,6 +1032,19 @@ fn required_for(provider: &str, key: &str, raw: Option<String>) -> Result<String
     })
 }
 
+/// An optional webhook secret: at least 16 characters when set (it is the only authentication
+/// of a Freshdesk webhook, and Zendesk's generated ones are longer).
+fn webhook_secret(key: &str, raw: Option<String>) -> Result<Option<Secret>, ConfigError> {
+    let secret = optional_secret(raw);
+    if secret
+        .as_ref()
+        .is_some_and(|s| s.expose().chars().count() < 16)
+    {
+        return Err(invalid(key, "must have at least 16 characters"));
+    }
+    Ok(secret)
+}
+
 fn optional_secret(raw: Option<String>) -> Option<Secret> {
     raw.map(|value| value.trim().to_string())
         .filter(|value| !value.is_empty())
@@ -1393,6 +1406,17 @@ fn validate_helpdesk(raw: RawHelpdesk) -> Result<HelpdeskSettings, ConfigError> 
         "zendesk" => {
             let table = raw.zendesk.ok_or_else(|| missing("zendesk"))?;
             let subdomain = non_empty("helpdesk.zendesk.subdomain", Some(table.subdomain))?;
+            if !subdomain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return Err(invalid(
+                    "helpdesk.zendesk.subdomain",
+                    format!(
+                        "{subdomain:?}: just the subdomain, like \"acme\" for https://acme.zendesk.com"
+                    ),
+                ));
+            }
             let base_url = match table.base_url {
                 Some(url) => http_url("helpdesk.zendesk.base_url", &url)?
                     .as_str()
@@ -1408,7 +1432,10 @@ fn validate_helpdesk(raw: RawHelpdesk) -> Result<HelpdeskSettings, ConfigError> 
                     Some(table.api_token),
                 )?),
                 base_url,
-                webhook_secret: optional_secret(table.webhook_secret),
+                webhook_secret: webhook_secret(
+                    "helpdesk.zendesk.webhook_secret",
+                    table.webhook_secret,
+                )?,
                 groups: table.groups,
             })
         }
@@ -1429,7 +1456,10 @@ fn validate_helpdesk(raw: RawHelpdesk) -> Result<HelpdeskSettings, ConfigError> 
                     Some(table.api_key),
                 )?),
                 base_url,
-                webhook_secret: optional_secret(table.webhook_secret),
+                webhook_secret: webhook_secret(
+                    "helpdesk.freshdesk.webhook_secret",
+                    table.webhook_secret,
+                )?,
                 groups: table.groups,
             })
         }
@@ -1453,7 +1483,10 @@ fn validate_helpdesk(raw: RawHelpdesk) -> Result<HelpdeskSettings, ConfigError> 
                     .map(|id| id.trim().to_string())
                     .filter(|id| !id.is_empty()),
                 base_url,
-                client_secret: optional_secret(table.client_secret),
+                client_secret: webhook_secret(
+                    "helpdesk.intercom.client_secret",
+                    table.client_secret,
+                )?,
             })
         }
         other => Err(invalid(
@@ -1471,6 +1504,12 @@ fn validate_inbox(raw: Option<RawInbox>) -> Result<InboxSettings, ConfigError> {
         Some(ttl) => duration("helpdesk.inbox.session_ttl", &ttl)?,
         None => Duration::from_secs(12 * 3600),
     };
+    if session_ttl < Duration::from_secs(60) || session_ttl > Duration::from_secs(30 * 86400) {
+        return Err(invalid(
+            "helpdesk.inbox.session_ttl",
+            "must be from 1 minute to 30 days",
+        ));
+    }
     let mut ids = HashSet::new();
     let agents = raw
         .agents
@@ -1493,10 +1532,26 @@ fn validate_inbox(raw: Option<RawInbox>) -> Result<InboxSettings, ConfigError> {
                 return Err(invalid(key("id"), format!("{id:?} is repeated")));
             }
             let hash = agent.password_hash.trim().to_string();
-            if argon2::PasswordHash::new(&hash).is_err() {
-                return Err(invalid(
+            let parsed = argon2::PasswordHash::new(&hash).map_err(|_| {
+                invalid(
                     key("password_hash"),
                     "is not a PHC password hash; make one with `frontdesk hash-password`",
+                )
+            })?;
+            // Argon2id only, with parameters a sign-in can afford (RFC 9106 / OWASP: at least
+            // 19 MiB; at most 256 MiB and 10 passes, since every sign-in pays them).
+            let params = argon2::Params::try_from(&parsed).ok();
+            let sane = parsed.algorithm.as_str() == "argon2id"
+                && params.is_some_and(|p| {
+                    (8 * 1024..=256 * 1024).contains(&p.m_cost())
+                        && (1..=10).contains(&p.t_cost())
+                        && (1..=8).contains(&p.p_cost())
+                });
+            if !sane {
+                return Err(invalid(
+                    key("password_hash"),
+                    "must be an Argon2id hash with 8–256 MiB memory, 1–10 passes and 1–8 lanes; \
+                     make one with `frontdesk hash-password`",
                 ));
             }
             let capacity = match agent.capacity {
@@ -1862,6 +1917,33 @@ mod tests {
                 "sites.a.llm_monthly_budget_usd",
             ),
             ("[helpdesk]\nkind = \"zendesk\"\n", &[], "helpdesk.zendesk"),
+            (
+                "[helpdesk]\nkind = \"zendesk\"\n[helpdesk.zendesk]\nsubdomain = \"https://acme.zendesk.com\"\n\
+                 email = \"a@b.c\"\napi_token = \"t\"\n",
+                &[],
+                "helpdesk.zendesk.subdomain",
+            ),
+            (
+                "[helpdesk]\nkind = \"freshdesk\"\n[helpdesk.freshdesk]\ndomain = \"acme.freshdesk.com\"\n\
+                 api_key = \"k\"\nwebhook_secret = \"a\"\n",
+                &[],
+                "helpdesk.freshdesk.webhook_secret",
+            ),
+            (
+                "[helpdesk.inbox]\nsession_ttl = \"0s\"\n",
+                &[],
+                "helpdesk.inbox.session_ttl",
+            ),
+            (
+                "[helpdesk.inbox]\nagents = [{ id = \"sam\", name = \"Sam\", password_hash = \"$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA\" }]\n",
+                &[],
+                "helpdesk.inbox.agents[0].password_hash",
+            ),
+            (
+                "[helpdesk.inbox]\nagents = [{ id = \"sam\", name = \"Sam\", password_hash = \"$argon2id$v=19$m=4000000,t=100,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\" }]\n",
+                &[],
+                "helpdesk.inbox.agents[0].password_hash",
+            ),
             (
                 "[[sites]]\nid = \"a b\"\npublic_key = \"pk_aaaaaaaa\"\n",
                 &[],

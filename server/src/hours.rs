@@ -72,17 +72,34 @@ impl BusinessHours {
         let tz = TimeZone::get(zone.trim())
             .map_err(|err| format!("{zone:?} is not an IANA time zone ({err})"))?;
         let mut windows = Vec::new();
-        for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (days, range) = part
-                .split_once(' ')
+        let spec_lower = spec.to_ascii_lowercase();
+        for part in spec_lower
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            // "mon - fri, sun 09:00 - 17:00": the days end where the first digit starts.
+            let split = part
+                .find(|c: char| c.is_ascii_digit())
                 .ok_or_else(|| format!("{part:?}: expected \"mon-fri 09:00-17:00\""))?;
+            let (days, range) = part.split_at(split);
+            let days: String = days.chars().filter(|c| !c.is_whitespace()).collect();
+            let days = days.as_str();
+            if days.is_empty() {
+                return Err(format!(
+                    "{part:?}: expected days first, like \"mon-fri 09:00-17:00\""
+                ));
+            }
             let (start, end) = range
                 .trim()
                 .split_once('-')
                 .ok_or_else(|| format!("{part:?}: expected a time range like 09:00-17:00"))?;
             let (start, end) = (minutes(start.trim())?, minutes(end.trim())?);
             if start >= end {
-                return Err(format!("{part:?}: the window must end after it starts"));
+                return Err(format!(
+                    "{part:?}: the window must end after it starts (split a night shift at \
+                     midnight: \"mon 22:00-24:00; tue 00:00-06:00\")"
+                ));
             }
             let mut selected = Vec::new();
             for item in days.split(',').map(str::trim) {
@@ -211,6 +228,8 @@ mod tests {
             let err = BusinessHours::parse(spec, zone).expect_err(spec);
             assert!(err.contains(needle), "{spec:?}: {err}");
         }
+        let lenient = BusinessHours::parse("Mon - Fri, Sun 09:00 - 17:00", "UTC").expect("parses");
+        assert!(lenient.is_open(datetime!(2026-12-06 10:00 UTC)), "Sunday");
         let weekend = BusinessHours::parse("sat-sun 00:00-24:00", "UTC").expect("wraps");
         assert!(weekend.is_open(datetime!(2026-12-06 23:59 UTC)));
         assert!(!weekend.is_open(datetime!(2026-12-07 00:00 UTC)));

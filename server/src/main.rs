@@ -65,17 +65,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command: EvalCommand::Decisions(args),
         } => frontdesk::cli::eval_decisions::decisions(&settings, &cli.global, args),
         Command::HashPassword => {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_line(&mut password)
-                .context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\r', '\n']);
+            use std::io::IsTerminal;
+            // On a terminal: asked without echo; piped: the first line of standard input.
+            let password = if std::io::stdin().is_terminal() {
+                rpassword::prompt_password("Password (not shown): ")
+                    .context("reading the password")?
+            } else {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            };
             anyhow::ensure!(
-                password.chars().count() >= 8,
-                "the password must have at least 8 characters"
+                password.trim().chars().count() >= 8,
+                "the password must have at least 8 characters besides spaces"
             );
             let hash =
-                frontdesk::engine::inbox::hash_password(password).map_err(anyhow::Error::msg)?;
+                frontdesk::engine::inbox::hash_password(&password).map_err(anyhow::Error::msg)?;
             println!("{hash}");
             Ok(())
         }
@@ -92,7 +99,9 @@ async fn serve(settings: Settings, json: bool) -> anyhow::Result<()> {
     } else {
         println!("Frontdesk is ready: {}", app.url());
         println!("Demo site key: {}", app.demo_site_key());
-        println!("Agent inbox: {}inbox", app.url());
+        if app.inbox_enabled() {
+            println!("Agent inbox: {}inbox", app.url());
+        }
     }
     let shutdown = app.shutdown_handle();
     tokio::spawn(async move {

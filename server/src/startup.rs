@@ -553,6 +553,11 @@ impl Application {
         })
     }
 
+    /// Whether handoffs go to the built-in inbox (`/inbox` has agents to sign in).
+    pub fn inbox_enabled(&self) -> bool {
+        self.engine.ports().helpdesk.adapter_name() == "inbox"
+    }
+
     /// The bound address (the real port when `server.port = 0`).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

@@ -302,7 +302,13 @@ impl Outbox {
                     created_at: now,
                     synced_through,
                 };
-                store.record_ticket(site_id, id, ticket.clone()).await?;
+                if !store.record_ticket(site_id, id, ticket.clone()).await? {
+                    // Resolved or erased while the helpdesk created it: the ticket exists there
+                    // but no handoff waits for it here (its webhooks answer `unknown_ticket`).
+                    warn!(site = %site_id, conversation = %id, ticket = ticket.id,
+                        "the handoff was resolved while its ticket was created; not recorded");
+                    return Ok(Delivery::Skipped);
+                }
                 let latency = (now - handoff.requested_at)
                     .try_into()
                     .unwrap_or(Duration::ZERO);
