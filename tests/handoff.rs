@@ -663,7 +663,8 @@ async fn visitors_see_their_place_in_line_and_an_offline_team_asks_for_an_email(
     ))
     .await;
     let (_first, first) = visitor_asks_for_a_human(&app, "I need a person to help me").await;
-    assert_eq!(first["status"], "pending");
+    // Nobody is online in the inbox: the visitor is asked for an email, and is in line.
+    assert_eq!(first["status"], "offline");
     assert_eq!(first["queue_position"], 1);
     let (_second, second) = visitor_asks_for_a_human(&app, "Can I talk to an agent?").await;
     assert_eq!(second["queue_position"], 2, "{second}");

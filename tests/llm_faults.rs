@@ -565,7 +565,7 @@ async fn a_failing_model_hands_off_with_llm_failure_when_configured() {
     let turn = client.ask(RESET).await.expect("a turn");
     // Nothing was shown: one handoff message, said once.
     assert_eq!(turn.end["type"], "handoff", "{:?}", turn.frames);
-    assert_eq!(turn.end["status"], "pending");
+    assert_eq!(turn.end["status"], "offline", "no inbox agent is online");
     assert_eq!(turn.end["message"], replies::LLM_UNAVAILABLE_HANDOFF);
     assert!(turn.deltas.is_empty());
     assert!(

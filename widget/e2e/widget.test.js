@@ -181,14 +181,19 @@ test("talk to a person: from the header, or from an answer that offers one; the 
   await page.locator(".head .human").click();
   await page.locator(".msg.system").waitFor();
   const handoff = frames.received.find((f) => f.type === "handoff");
-  assert.equal(handoff.status, "pending");
+  // No inbox agent is online yet: recorded, in line, and the visitor is asked for an email.
+  assert.equal(handoff.status, "offline");
   assert.deepEqual(frames.sent.at(-1), { type: "request_human" });
   assert.equal(await page.locator(".msg.system .body").textContent(), handoff.message);
   // The default routing sends it to the support team; the state line names it.
   assert.equal(handoff.team, "support team");
-  assert.equal(await page.locator(".state").textContent(), `Connecting you with our support team… You’re number ${handoff.queue_position} in the queue.`);
+  assert.equal(await page.locator(".state").textContent(), `Our support team will reply as soon as someone is back. You’re number ${handoff.queue_position} in the queue.`);
   assert.equal(await page.locator(".head .human").isHidden(), true, "no second request while one is pending");
+  await page.locator("#fd-email").fill("ana@example.com");
   await page.screenshot({ path: screenshotPath("04-handoff-requested") });
+  await page.locator("#fd-email").press("Enter");
+  await page.locator(".notice", { hasText: "Thanks! We’ll reply to ana@example.com." }).waitFor();
+  assert.deepEqual(frames.sent.at(-1), { type: "contact", email: "ana@example.com" });
   await ctx.close();
 
   // An answer the assistant is unsure of offers a person (decision "handoff").
@@ -343,6 +348,12 @@ test("an agent answers from the inbox page: the visitor sees it live, and a repl
   assert.equal(await missed.count(), 1, "the missed reply is shown once");
   assert.equal(await live.count(), 1, "the live reply is not repeated");
   await visitor.page.screenshot({ path: screenshotPath("22-missed-agent-reply-after-reconnect") });
+
+  // The agent closes the conversation: the visitor is asked for a rating.
+  agent.page.on("dialog", (dialog) => dialog.accept());
+  await agent.page.getByRole("button", { name: /close conversation/i }).click();
+  await visitor.page.locator("#fd-csat").waitFor();
+  await visitor.page.screenshot({ path: screenshotPath("23-csat-after-the-agent-closed") });
   assert.deepEqual([...visitor.errors, ...agent.errors], []);
   await agentCtx.close();
   await ctx.close();

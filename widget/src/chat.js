@@ -306,6 +306,11 @@ export function createChat(api) {
       if (typeof handoff.queue_position === "number" && handoff.queue_position > 0) {
         text += ` ${t("queue", { n: handoff.queue_position })}`;
       }
+    } else if (handoff && handoff.status === "offline") {
+      text = t("handoffOffline", { team: handoff.team || t("ourTeam") });
+      if (typeof handoff.queue_position === "number" && handoff.queue_position > 0) {
+        text += ` ${t("queue", { n: handoff.queue_position })}`;
+      }
     } else if (handoff && handoff.status === "assigned") text = t("handoffAssigned", { team: handoff.team || t("ourTeam") });
     else if (handoff && handoff.status === "failed") text = t("handoffFailed");
     state.textContent = text;

@@ -329,7 +329,8 @@ export class Session {
 
   _setHandoff(frame) {
     this._handoff = { status: frame.status, team: frame.team || null, queue_position: frame.queue_position };
-    if (frame.status === "pending") this.status = "waiting_for_agent";
+    // Offline: recorded and waiting too (nobody answers live; the email form is offered).
+    if (frame.status === "pending" || frame.status === "offline") this.status = "waiting_for_agent";
     else if (frame.status === "assigned") this.status = "with_agent";
     else if (frame.status === "failed") this.status = "bot";
     this._emitStatus();

@@ -249,6 +249,9 @@ pub struct ActionBody {
     /// `claim` only: take the conversation from the agent who has it.
     #[serde(default)]
     take_over: bool,
+    /// `assign` only: the agent id to give the conversation to.
+    #[serde(default)]
+    agent: Option<String>,
 }
 
 /// `POST /v1/inbox/conversations/{site}/{id}/{claim|reply|note|approve|reject|close}`.
@@ -282,12 +285,22 @@ pub async fn action(
             }
         }
     };
-    let (text, take_over) = (body.text, body.take_over);
+    let (text, take_over, to) = (body.text, body.take_over, body.agent);
     let needs_text = |text: Option<String>| {
         text.ok_or_else(|| http_error(ErrorCode::BadRequest, "this action needs \"text\"", None))
     };
     let action = match path.2.as_str() {
         "claim" => AgentAction::Claim { take_over },
+        "assign" => match to {
+            Some(to) => AgentAction::Assign(to),
+            None => {
+                return http_error(
+                    ErrorCode::BadRequest,
+                    "assign needs \"agent\": the id of the agent to give it to",
+                    None,
+                );
+            }
+        },
         "reply" => match needs_text(text) {
             Ok(text) => AgentAction::Reply(text),
             Err(response) => return response,
@@ -305,7 +318,9 @@ pub async fn action(
         other => {
             return http_error(
                 ErrorCode::NotFound,
-                format!("no inbox action {other:?} (claim, reply, note, approve, reject, close)"),
+                format!(
+                    "no inbox action {other:?} (claim, assign, reply, note, approve, reject, close)"
+                ),
                 None,
             );
         }

@@ -267,6 +267,8 @@ pub enum AgentAction {
     Claim {
         take_over: bool,
     },
+    /// Give the conversation to another agent (by id).
+    Assign(String),
     Reply(String),
     Note(String),
     /// Send the draft, as written or edited.
@@ -295,6 +297,40 @@ impl Engine {
         if let Err(err) = self.ports.store.touch_agent(&agent.id, until).await {
             tracing::debug!(error = %err, "agent presence not recorded");
         }
+    }
+
+    /// Whether an inbox agent who may take a handoff for `team` (and the language and category
+    /// of `analysis`) is online now.
+    ///
+    /// Errors: `Store`.
+    pub(crate) async fn eligible_agent_online(
+        &self,
+        team: Option<&str>,
+        analysis: Option<&crate::ports::analyzer::TurnAnalysis>,
+    ) -> Result<bool, EngineError> {
+        let online = self
+            .ports
+            .store
+            .online_agents(OffsetDateTime::now_utc())
+            .await?;
+        if online.is_empty() {
+            return Ok(false);
+        }
+        let probe = PendingHandoff {
+            handoff_id: crate::ids::HandoffId::generate(),
+            reasons: Vec::new(),
+            event_id: EventId::ZERO,
+            requested_at: OffsetDateTime::now_utc(),
+            draft: None,
+            team: team.map(str::to_string),
+            analysis: analysis.map(super::handoff_analysis),
+            tier: None,
+        };
+        Ok(self
+            .inbox
+            .agents()
+            .iter()
+            .any(|agent| online.contains(&agent.id) && eligible(agent, &probe)))
     }
 
     /// An agent's open conversations, every site together.
@@ -501,6 +537,18 @@ impl Engine {
                     self.not_someone_elses(agent, &conversation)?;
                 }
                 self.claim(agent, site, &conversation, handoff.as_ref())
+                    .await
+            }
+            AgentAction::Assign(to) => {
+                self.not_someone_elses(agent, &conversation)?;
+                let Some(target) = self.inbox.agents().iter().find(|a| a.id == to) else {
+                    return Err(EngineError::BadRequest(format!("there is no agent {to:?}")));
+                };
+                let target = Agent {
+                    id: target.id.clone(),
+                    name: target.name.clone(),
+                };
+                self.claim(&target, site, &conversation, handoff.as_ref())
                     .await
             }
             AgentAction::Reply(text) => {

@@ -1421,13 +1421,25 @@ impl Engine {
         let closed = team
             .and_then(|team| team.hours.as_ref())
             .filter(|hours| !hours.is_open(now));
+        // With the built-in inbox, nobody online who may take it is "offline" too (the visitor
+        // is asked for an email); agents online but busy: pending, in line.
+        let inbox = self.ports.helpdesk.adapter_name() == "inbox";
+        let nobody_online = inbox
+            && closed.is_none()
+            && !self
+                .eligible_agent_online(team.map(|team| team.id.as_str()), analysis)
+                .await?;
         let (status, queue_position) = match closed {
             Some(_) => (HandoffStatus::Offline, None),
             // The built-in inbox's line (other helpdesks keep their own queues).
-            None if self.ports.helpdesk.adapter_name() == "inbox" => {
+            None if inbox => {
                 let waiting = store.waiting_count(site).await?;
                 (
-                    HandoffStatus::Pending,
+                    if nobody_online {
+                        HandoffStatus::Offline
+                    } else {
+                        HandoffStatus::Pending
+                    },
                     Some(u32::try_from(waiting).unwrap_or(u32::MAX).saturating_add(1)),
                 )
             }
@@ -1435,6 +1447,21 @@ impl Engine {
         };
         let message = match (message, closed) {
             (Some(message), _) => message,
+            (None, None) if nobody_online => {
+                let email = store
+                    .conversation(site, id)
+                    .await?
+                    .and_then(|conversation| conversation.contact_email);
+                let mut text = replies::nobody_available(
+                    team.map_or("team", |team| team.name.as_str()),
+                    email.as_ref().map(|email| email.as_str()),
+                );
+                if let Some(position) = queue_position {
+                    text.push(' ');
+                    text.push_str(&replies::queue_position(position));
+                }
+                text
+            }
             (None, Some(hours)) => {
                 let email = store
                     .conversation(site, id)
@@ -1492,8 +1519,7 @@ impl Engine {
         match opened {
             OpenedHandoff::Opened(event) => {
                 self.outbox.wake();
-                if status == HandoffStatus::Pending && self.ports.helpdesk.adapter_name() == "inbox"
-                {
+                if status == HandoffStatus::Pending && inbox {
                     self.auto_assign(site, id).await;
                 }
                 Ok(HandoffRequested {

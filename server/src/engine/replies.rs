@@ -25,6 +25,22 @@ They'll see everything you've written here, so you won't need to repeat yourself
     )
 }
 
+/// A handoff when nobody who could take it is online (built-in inbox): `handoff{status:
+/// offline}`; the ticket waits in the queue.
+pub fn nobody_available(team: &str, email: Option<&str>) -> String {
+    match email {
+        Some(email) => format!(
+            "Nobody from our {team} is available right now. They'll reply here and by email to \
+             {email} as soon as they're back, and they'll see everything you've written."
+        ),
+        None => format!(
+            "Nobody from our {team} is available right now. Leave your email and they'll reply \
+             there as well as here as soon as they're back; they'll see everything you've written \
+             here, so you won't need to repeat yourself."
+        ),
+    }
+}
+
 /// The visitor's place in line (built-in inbox), after the handoff message.
 pub fn queue_position(position: u32) -> String {
     if position <= 1 {

@@ -22,6 +22,7 @@ export default {
   handoffPending: "Wir verbinden Sie mit {team}…",
   ourTeam: "unserem Team",
   queue: "Sie sind Nummer {n} in der Warteschlange.",
+  handoffOffline: "{team} antwortet, sobald jemand zurück ist.",
   handoffAssigned: "Sie chatten jetzt mit {team}.",
   handoffFailed: "Wir konnten unser Team gerade nicht erreichen. Bitte versuchen Sie es gleich noch einmal.",
   offlineTeam: "Unser Team ist gerade nicht erreichbar. Hinterlassen Sie Ihre E-Mail, wir antworten dort.",

@@ -22,6 +22,7 @@ export default {
   handoffPending: "Connecting you with our {team}…",
   ourTeam: "team",
   queue: "You’re number {n} in the queue.",
+  handoffOffline: "Our {team} will reply as soon as someone is back.",
   handoffAssigned: "You’re now chatting with our {team}.",
   handoffFailed: "We couldn’t reach our team just now. Please try again in a moment.",
   offlineTeam: "Our team is offline right now. Leave your email and we’ll reply there.",

@@ -22,6 +22,7 @@ export default {
   handoffPending: "Te estamos conectando con {team}…",
   ourTeam: "nuestro equipo",
   queue: "Eres el número {n} en la cola.",
+  handoffOffline: "Te responderán en cuanto vuelva alguien de {team}.",
   handoffAssigned: "Ahora hablas con {team}.",
   handoffFailed: "No hemos podido contactar con nuestro equipo. Inténtalo de nuevo en un momento.",
   offlineTeam: "Nuestro equipo no está disponible ahora. Déjanos tu correo y te responderemos allí.",

@@ -22,6 +22,7 @@ export default {
   handoffPending: "Nous vous mettons en relation avec {team}…",
   ourTeam: "notre équipe",
   queue: "Vous êtes numéro {n} dans la file d’attente.",
+  handoffOffline: "{team} vous répondra dès que quelqu’un sera de retour.",
   handoffAssigned: "Vous discutez maintenant avec {team}.",
   handoffFailed: "Nous n’avons pas pu joindre notre équipe. Réessayez dans un instant.",
   offlineTeam: "Notre équipe est absente pour le moment. Laissez votre e-mail et nous vous répondrons.",
