@@ -349,6 +349,11 @@ test("an agent answers from the inbox page: the visitor sees it live, and a repl
   assert.equal(await live.count(), 1, "the live reply is not repeated");
   await visitor.page.screenshot({ path: screenshotPath("22-missed-agent-reply-after-reconnect") });
 
+  // A reload shows the history, each agent reply under the agent's name.
+  await visitor.page.reload();
+  await visitor.page.locator(".msg.agent", { hasText: "please restart the router" }).waitFor();
+  assert.deepEqual(await visitor.page.locator(".msg.agent .who").allTextContents(), ["Support agent", "Support agent"]);
+
   // The agent closes the conversation: the visitor is asked for a rating.
   agent.page.on("dialog", (dialog) => dialog.accept());
   await agent.page.getByRole("button", { name: /close conversation/i }).click();

@@ -215,6 +215,7 @@ export class Session {
           key: entry.message_id,
           text: entry.text,
           sources: entry.sources,
+          agentName: entry.agent_name,
           eventId: entry.event_id,
           history: true,
         });

@@ -198,6 +198,9 @@ pub struct HistoryEntry {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sources: Option<Vec<SourceWire>>,
+    /// The agent's name on an agent's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
     /// RFC 3339, UTC.
     pub created_at: String,
 }
@@ -400,12 +403,17 @@ pub fn history_entry(event: &StoredEvent) -> Option<HistoryEntry> {
         } => (message_id, Role::System, message, None),
         EventKind::ConversationClosed { .. } | EventKind::InternalNote { .. } => return None,
     };
+    let agent_name = match &event.kind {
+        EventKind::AgentMessage { agent_name, .. } => Some(agent_name.clone()),
+        _ => None,
+    };
     Some(HistoryEntry {
         message_id: message_id.to_string(),
         event_id: event.event_id.get(),
         role,
         text: text.clone(),
         sources: cited,
+        agent_name,
         created_at: timestamp(event.created_at),
     })
 }
