@@ -93,12 +93,7 @@ async fn a_handoff_becomes_exactly_one_zendesk_ticket_with_the_whole_context() {
         "{ticket}"
     );
     assert!(body.contains("Visitor sentiment by message"), "{ticket}");
-    let tags: Vec<&str> = ticket["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let tags = strings(&ticket["tags"]);
     assert!(
         tags.contains(&"frontdesk") && tags.contains(&"requested_human"),
         "{tags:?}"
@@ -355,15 +350,7 @@ async fn an_inbox_agent_claims_replies_notes_and_closes_and_the_visitor_sees_it_
         .expect("answers");
     assert_eq!(unauthorized.status(), 401);
     let token = sign_in(&app).await;
-    let queue: Value = http
-        .get(format!("{}/v1/inbox/queue", app.http_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let queue = inbox_queue(&app, &token).await;
     assert!(handoff["event_id"].as_u64().is_some_and(|id| id > 0));
     let item = queue["items"]
         .as_array()
@@ -472,15 +459,7 @@ async fn a_reply_to_a_visitor_who_left_is_emailed_with_the_transcript() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let token = sign_in(&app).await;
     let http = reqwest::Client::new();
-    let queue: Value = http
-        .get(format!("{}/v1/inbox/queue", app.http_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let queue = inbox_queue(&app, &token).await;
     let item = queue["items"][0].clone();
     let base = format!(
         "{}/v1/inbox/conversations/{}/{}",
@@ -696,15 +675,7 @@ async fn visitors_see_their_place_in_line_and_an_offline_team_asks_for_an_email(
     assert!(turn.end.get("queue_position").is_none(), "{}", turn.end);
     // The handoff is in the inbox all the same.
     let token = sign_in(&app).await;
-    let queue: Value = reqwest::Client::new()
-        .get(format!("{}/v1/inbox/queue", app.http_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let queue = inbox_queue(&app, &token).await;
     assert_eq!(queue["items"].as_array().map(Vec::len), Some(3), "{queue}");
 }
 
@@ -817,15 +788,7 @@ async fn online_agents_get_new_handoffs_by_workload_and_capacity_and_take_the_ne
         .await
         .expect("nobody free: it waits (Zoe is offline)");
     // Sam closes the first conversation: the waiting one is his.
-    let queue: Value = http
-        .get(format!("{}/v1/inbox/queue", app.http_url))
-        .bearer_auth(&tokens[0])
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let queue = inbox_queue(&app, &tokens[0]).await;
     let mine = queue["items"]
         .as_array()
         .expect("items")
@@ -890,23 +853,13 @@ async fn tickets_from_other_channels_are_triaged_with_priority_group_tags_and_a_
         .into_iter()
         .find(|t| t["id"] == answered)
         .expect("ticket");
-    let tags: Vec<&str> = ticket["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let tags = strings(&ticket["tags"]);
     assert!(
         tags.contains(&"email") && tags.contains(&"frontdesk-triaged"),
         "{tags:?}"
     );
     assert!(ticket["priority"].is_string(), "{ticket}");
-    let last = ticket["comments"]
-        .as_array()
-        .expect("comments")
-        .last()
-        .cloned()
-        .expect("comment");
+    let last = last_of(&ticket["comments"]);
     if outcome["decision"] == "answer" {
         assert_eq!(last["public"], true, "an answer is a public reply: {last}");
         assert!(
@@ -942,19 +895,9 @@ async fn tickets_from_other_channels_are_triaged_with_priority_group_tags_and_a_
         .into_iter()
         .find(|t| t["id"] == dispute)
         .expect("ticket");
-    let tags: Vec<&str> = ticket["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let tags = strings(&ticket["tags"]);
     assert!(tags.contains(&"billing_dispute"), "{tags:?}");
-    let last = ticket["comments"]
-        .as_array()
-        .expect("comments")
-        .last()
-        .cloned()
-        .expect("note");
+    let last = last_of(&ticket["comments"]);
     assert_eq!(last["public"], false, "{last}");
     assert!(
         last["body"]
@@ -1007,22 +950,12 @@ async fn freshdesk_tickets_from_other_channels_get_a_note_or_reply_through_the_a
         ticket["priority"].as_u64().is_some_and(|p| p >= 3),
         "security is high or urgent: {ticket}"
     );
-    let tags: Vec<&str> = ticket["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let tags = strings(&ticket["tags"]);
     assert!(
         tags.contains(&"email") && tags.contains(&"security"),
         "{tags:?}"
     );
-    let note = ticket["conversations"]
-        .as_array()
-        .expect("conversations")
-        .last()
-        .cloned()
-        .expect("note");
+    let note = last_of(&ticket["conversations"]);
     assert_eq!(note["private"], true, "{note}");
 }
 
@@ -1061,15 +994,7 @@ async fn agents_do_not_take_each_others_conversations_and_a_rejected_draft_is_go
         }
     };
     let (sam, kim) = (token("sam").await, token("kim").await);
-    let queue: Value = http
-        .get(format!("{}/v1/inbox/queue", app.http_url))
-        .bearer_auth(&sam)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let queue = inbox_queue(&app, &sam).await;
     let item = queue["items"][0].clone();
     assert_eq!(item["has_draft"], true, "{item}");
     let base = format!(
@@ -1266,4 +1191,36 @@ async fn visitor_follow_ups_after_the_ticket_reach_it_as_notes_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(comments(&zendesk).len(), 1, "added once");
     assert_eq!(zendesk.tickets().len(), 1, "and still one ticket");
+}
+
+/// The strings of a JSON array (tags).
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// The last element of a JSON array (the newest comment or note).
+fn last_of(value: &Value) -> Value {
+    value
+        .as_array()
+        .and_then(|items| items.last())
+        .cloned()
+        .expect("a non-empty array")
+}
+
+/// `GET /v1/inbox/queue` as the agent of `token`.
+async fn inbox_queue(app: &TestApp, token: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/v1/inbox/queue", app.http_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json")
 }

@@ -217,45 +217,27 @@ impl Helpdesk for FreshdeskHelpdesk {
         triage: &crate::ports::helpdesk::TicketTriage,
         current_tags: &[String],
     ) -> Result<(), HelpdeskError> {
-        let mut tags: Vec<String> = current_tags.to_vec();
-        for tag in &triage.tags {
-            if !tags.contains(tag) {
-                tags.push(tag.clone());
-            }
-        }
-        let mut update = json!({ "priority": priority_code(triage.priority), "tags": tags });
+        let mut update = json!({
+            "priority": priority_code(triage.priority),
+            "tags": triage.merged_tags(current_tags),
+        });
         if let Some(group) = triage.group_id {
             update["group_id"] = json!(group);
         }
-        let ticket = format!("/api/v2/tickets/{ticket_id}");
         let response = self
-            .authed(self.http.put(self.url(&ticket)))
+            .authed(
+                self.http
+                    .put(self.url(&format!("/api/v2/tickets/{ticket_id}"))),
+            )
             .json(&update)
             .send()
             .await
             .map_err(helpdesk_transport_error)?;
         helpdesk_answer(response, error_message).await?;
-        if let Some(comment) = &triage.comment {
-            let (path, body) = if comment.public {
-                (
-                    format!("{ticket}/reply"),
-                    json!({ "body": html(&comment.body) }),
-                )
-            } else {
-                (
-                    format!("{ticket}/notes"),
-                    json!({ "body": html(&comment.body), "private": true }),
-                )
-            };
-            let response = self
-                .authed(self.http.post(self.url(&path)))
-                .json(&body)
-                .send()
-                .await
-                .map_err(helpdesk_transport_error)?;
-            helpdesk_answer(response, error_message).await?;
+        match &triage.comment {
+            Some(comment) => self.add_comment(ticket_id, comment).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     async fn create_ticket(&self, request: &TicketRequest) -> Result<TicketRef, HelpdeskError> {

@@ -171,13 +171,10 @@ impl Helpdesk for ZendeskHelpdesk {
         triage: &crate::ports::helpdesk::TicketTriage,
         current_tags: &[String],
     ) -> Result<(), HelpdeskError> {
-        let mut tags: Vec<String> = current_tags.to_vec();
-        for tag in &triage.tags {
-            if !tags.contains(tag) {
-                tags.push(tag.clone());
-            }
-        }
-        let mut ticket = json!({ "priority": priority_name(triage.priority), "tags": tags });
+        let mut ticket = json!({
+            "priority": priority_name(triage.priority),
+            "tags": triage.merged_tags(current_tags),
+        });
         if let Some(group) = triage.group_id {
             ticket["group_id"] = json!(group);
         }

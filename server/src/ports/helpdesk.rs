@@ -89,6 +89,19 @@ pub struct TicketTriage {
     pub comment: Option<TicketComment>,
 }
 
+impl TicketTriage {
+    /// The ticket's `current` tags followed by the triage's new ones, without repeats.
+    pub fn merged_tags(&self, current: &[String]) -> Vec<String> {
+        let mut tags = current.to_vec();
+        for tag in &self.tags {
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        tags
+    }
+}
+
 /// A helpdesk.
 #[async_trait::async_trait]
 pub trait Helpdesk: Send + Sync {
