@@ -650,7 +650,7 @@ async fn visitors_see_their_place_in_line_and_an_offline_team_asks_for_an_email(
     assert!(
         second["message"]
             .as_str()
-            .is_some_and(|m| m.contains("number 2 in line")),
+            .is_some_and(|m| m.contains("You're in line")),
         "{second}"
     );
     // A Spanish request goes to the billing team, closed now.

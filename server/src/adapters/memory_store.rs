@@ -473,9 +473,36 @@ impl ConversationStore for MemoryStore {
         {
             return Ok(OpenedHandoff::AlreadyPending(event.clone()));
         }
+        let mut announcement = announcement;
+        let due = handoff.requested_at;
+        let queued_at = entry.queued_at;
+        if let EventKind::Handoff {
+            queue_position: Some(position),
+            ..
+        } = &mut announcement
+        {
+            // The place in line, read in this same step (the lock): a newcomer is last (arrival
+            // order); one already waiting keeps its rank.
+            let ahead = state
+                .conversations
+                .iter()
+                .filter(|((entry_site, entry_id), other)| {
+                    entry_site == site
+                        && entry_id != id
+                        && other.conversation.assignee.is_none()
+                        && other.queued_at.is_some_and(|at| {
+                            queued_at.is_none_or(|mine| (at, *entry_id) < (mine, *id))
+                        })
+                })
+                .count();
+            *position = u32::try_from(ahead).unwrap_or(u32::MAX).saturating_add(1);
+        }
+        let entry = state
+            .conversations
+            .get_mut(&key)
+            .ok_or_else(|| Self::not_found(id))?;
         let event = push_event(entry, announcement, handoff.requested_at);
         handoff.event_id = event.event_id;
-        let due = handoff.requested_at;
         entry.set_pending(handoff);
         state.outbox.insert(key.clone(), (due, 0));
         Self::publish(&state, &key, &event);
@@ -809,19 +836,6 @@ impl ConversationStore for MemoryStore {
             .collect();
         online.sort();
         Ok(online)
-    }
-
-    async fn waiting_count(&self, site: &SiteId) -> Result<usize, StoreError> {
-        Ok(self
-            .lock()
-            .conversations
-            .iter()
-            .filter(|((entry_site, _), entry)| {
-                entry_site == site
-                    && entry.queued_at.is_some()
-                    && entry.conversation.assignee.is_none()
-            })
-            .count())
     }
 
     async fn assign_handoff(

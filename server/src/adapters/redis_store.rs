@@ -190,15 +190,33 @@ if pending then
   if announced and cjson.decode(announced).kind.kind == 'handoff' then return {2, announced} end
   if previous.handoff_id then handoff_id = previous.handoff_id end
 end
+redis.call('ZADD', KEYS[4], 'NX', ARGV[9], ARGV[7])
+local joined = 0
+if not redis.call('HGET', KEYS[1], 'assignee') then
+  joined = redis.call('ZADD', KEYS[4] .. ':waiting', 'NX', ARGV[9], ARGV[7])
+end
+-- The place in line, read in this same step: the announcement's queue_position marker (its
+-- last field, `"queue_position":0}`) becomes it. A newcomer is last in line (arrival order);
+-- one already waiting (a draft that became a handoff) keeps its rank.
+local kind = ARGV[3]
+local marker = ',"queue_position":0}'
+if string.sub(kind, -string.len(marker)) == marker then
+  local position
+  if joined == 1 then
+    position = redis.call('ZCARD', KEYS[4] .. ':waiting')
+  else
+    local rank = redis.call('ZRANK', KEYS[4] .. ':waiting', ARGV[7])
+    position = rank and (rank + 1) or 1
+  end
+  kind = string.sub(kind, 1, -string.len(marker) - 1) .. ',"queue_position":' .. position .. '}'
+end
 local id = redis.call('HINCRBY', KEYS[1], 'last_event_id', 1)
-local event = '{"event_id":' .. id .. ',"created_at":"' .. ARGV[2] .. '","kind":' .. ARGV[3] .. '}'
+local event = '{"event_id":' .. id .. ',"created_at":"' .. ARGV[2] .. '","kind":' .. kind .. '}'
 redis.call('RPUSH', KEYS[2], event)
 local handoff = '{"event_id":' .. id .. ',"handoff_id":"' .. handoff_id .. '",' .. string.sub(ARGV[4], 2)
 redis.call('HSET', KEYS[1], 'handoff', handoff, 'status', 'waiting_for_agent', 'status_changed_at', ARGV[2])
 for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
 redis.call('PERSIST', ARGV[5] .. redis.call('HGET', KEYS[1], 'visitor'))
-redis.call('ZADD', KEYS[4], 'NX', ARGV[9], ARGV[7])
-if not redis.call('HGET', KEYS[1], 'assignee') then redis.call('ZADD', KEYS[4] .. ':waiting', 'NX', ARGV[9], ARGV[7]) end
 redis.call('ZADD', KEYS[5], ARGV[9], ARGV[8])
 redis.call('HDEL', KEYS[6], ARGV[8])
 redis.call('PUBLISH', ARGV[1], event)
@@ -1666,13 +1684,6 @@ impl ConversationStore for RedisStore {
                 .arg("+inf"),
         )
         .await
-    }
-
-    async fn waiting_count(&self, site: &SiteId) -> Result<usize, StoreError> {
-        let n: u64 = self
-            .query(redis::cmd("ZCARD").arg(format!("{}:waiting", self.inner.keys.queue(site))))
-            .await?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     async fn assign_handoff(

@@ -1432,17 +1432,15 @@ impl Engine {
         let (status, queue_position) = match closed {
             Some(_) => (HandoffStatus::Offline, None),
             // The built-in inbox's line (other helpdesks keep their own queues).
-            None if inbox => {
-                let waiting = store.waiting_count(site).await?;
-                (
-                    if nobody_online {
-                        HandoffStatus::Offline
-                    } else {
-                        HandoffStatus::Pending
-                    },
-                    Some(u32::try_from(waiting).unwrap_or(u32::MAX).saturating_add(1)),
-                )
-            }
+            None if inbox => (
+                if nobody_online {
+                    HandoffStatus::Offline
+                } else {
+                    HandoffStatus::Pending
+                },
+                // Set by the store to the place in line when the handoff is recorded.
+                Some(0),
+            ),
             None => (HandoffStatus::Pending, None),
         };
         let message = match (message, closed) {
@@ -1456,9 +1454,9 @@ impl Engine {
                     team.map_or("team", |team| team.name.as_str()),
                     email.as_ref().map(|email| email.as_str()),
                 );
-                if let Some(position) = queue_position {
+                if queue_position.is_some() {
                     text.push(' ');
-                    text.push_str(&replies::queue_position(position));
+                    text.push_str(replies::IN_LINE);
                 }
                 text
             }
@@ -1478,9 +1476,9 @@ impl Engine {
                     || replies::HANDOFF_PENDING.to_string(),
                     |team| replies::handoff_pending_to(&team.name),
                 );
-                if let Some(position) = queue_position {
+                if queue_position.is_some() {
                     text.push(' ');
-                    text.push_str(&replies::queue_position(position));
+                    text.push_str(replies::IN_LINE);
                 }
                 text
             }

@@ -41,14 +41,9 @@ pub fn nobody_available(team: &str, email: Option<&str>) -> String {
     }
 }
 
-/// The visitor's place in line (built-in inbox), after the handoff message.
-pub fn queue_position(position: u32) -> String {
-    if position <= 1 {
-        "You're next in line.".to_string()
-    } else {
-        format!("You're number {position} in line.")
-    }
-}
+/// After the handoff message when it waits in the built-in inbox's line (the frame's
+/// `queue_position` says where; the widget shows it).
+pub const IN_LINE: &str = "You're in line, and we'll be with you as soon as we can.";
 
 /// A handoff outside the team's business hours (`handoff{status: offline}`): when they are
 /// back (`"Monday at 09:00 (Europe/Berlin)"`) and where they will answer.

@@ -196,7 +196,9 @@ pub trait ConversationStore: Send + Sync {
     /// so a handoff that was recorded is always delivered. When one is pending, stores
     /// nothing and returns its event as `AlreadyPending` (so two instances handling the same
     /// request store one handoff). A pending draft (announced by an answer) is replaced and
-    /// its `handoff_id` kept. A closed conversation gets none
+    /// its `handoff_id` kept. When the announcement's `queue_position` is `Some(_)`, the store
+    /// sets it, in the same step, to the handoff's place among the site's unassigned handoffs
+    /// (1 = next), so simultaneous handoffs get distinct places. A closed conversation gets none
     /// (`ConversationClosed`). `Rejected` if `announcement` is not a `Handoff`; `NotFound` if
     /// no conversation.
     async fn open_handoff(
@@ -324,10 +326,6 @@ pub trait ConversationStore: Send + Sync {
 
     /// Inbox agents online at `now`, by id.
     async fn online_agents(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError>;
-
-    /// How many of the site's open handoffs wait for an agent (not assigned): a new handoff's
-    /// place in line is this plus one. One cheap read (for the visitor's "number N in line").
-    async fn waiting_count(&self, site: &SiteId) -> Result<usize, StoreError>;
 
     /// Assigns the conversation's pending handoff to `agent` (replacing any assignee) and moves
     /// it to `with_agent`. `NotFound` if no conversation; `Rejected` if no handoff is pending.
@@ -467,6 +465,7 @@ pub mod conformance {
         racing_handoffs_open_one(store).await;
         handoffs_wait_in_the_outbox_until_their_ticket_is_recorded(store).await;
         the_queue_holds_open_handoffs_until_resolved_or_closed(store).await;
+        simultaneous_handoffs_get_distinct_places_in_line(store).await;
         presence_lasts_while_any_socket_refreshes_it(store).await;
         webhook_deliveries_are_taken_once(store).await;
         messages_carry_the_status_and_closed_conversations_take_none(store).await;
@@ -1131,6 +1130,60 @@ pub mod conformance {
             "erasure is idempotent"
         );
     }
+    /// Four visitors asking at once each get their own place in line (read in the same atomic
+    /// step as the handoff, not before it).
+    async fn simultaneous_handoffs_get_distinct_places_in_line(store: &dyn ConversationStore) {
+        let site = SiteId::parse("queue-race").expect("valid");
+        let now = OffsetDateTime::now_utc();
+        let mut conversations = Vec::new();
+        for _ in 0..4 {
+            let new = new_conversation(&site);
+            store
+                .create_conversation(new.clone())
+                .await
+                .expect("create");
+            conversations.push(new.id);
+        }
+        let opened = futures_util::future::join_all(conversations.iter().map(|id| {
+            let announcement = EventKind::Handoff {
+                message_id: MessageId::generate(),
+                status: HandoffStatus::Pending,
+                team: None,
+                message: "You're in line".into(),
+                reasons: vec![ReasonCode::RequestedHuman],
+                queue_position: Some(0),
+            };
+            let requested = PendingHandoff {
+                handoff_id: HandoffId::generate(),
+                team: None,
+                analysis: None,
+                tier: None,
+                reasons: vec![ReasonCode::RequestedHuman],
+                event_id: EventId::ZERO,
+                requested_at: now,
+                draft: None,
+            };
+            store.open_handoff(&site, id, announcement, requested)
+        }))
+        .await;
+        let mut positions: Vec<u32> = opened
+            .into_iter()
+            .map(|opened| match opened.expect("open") {
+                OpenedHandoff::Opened(StoredEvent {
+                    kind:
+                        EventKind::Handoff {
+                            queue_position: Some(position),
+                            ..
+                        },
+                    ..
+                }) => position,
+                other => panic!("not an opened handoff: {other:?}"),
+            })
+            .collect();
+        positions.sort_unstable();
+        assert_eq!(positions, [1, 2, 3, 4]);
+    }
+
     /// A delivery key is taken once until forgotten; racing takers get one `true`.
     async fn webhook_deliveries_are_taken_once(store: &dyn ConversationStore) {
         let key = format!("zendesk:{}", uuid::Uuid::new_v4());
@@ -1374,7 +1427,23 @@ pub mod conformance {
     async fn the_queue_holds_open_handoffs_until_resolved_or_closed(store: &dyn ConversationStore) {
         let site = SiteId::parse("queue").expect("valid");
         let mut ids = Vec::new();
+        let mut positions = Vec::new();
         let start = OffsetDateTime::now_utc();
+        let in_line = || EventKind::Handoff {
+            message_id: MessageId::generate(),
+            status: HandoffStatus::Pending,
+            team: None,
+            message: "You're in line".into(),
+            reasons: vec![ReasonCode::RequestedHuman],
+            queue_position: Some(0),
+        };
+        let position = |opened: &OpenedHandoff| match opened {
+            OpenedHandoff::Opened(StoredEvent {
+                kind: EventKind::Handoff { queue_position, .. },
+                ..
+            }) => *queue_position,
+            other => panic!("not an opened handoff: {other:?}"),
+        };
         for n in 0..3 {
             let new = new_conversation(&site);
             store
@@ -1391,14 +1460,19 @@ pub mod conformance {
                 requested_at: start + Duration::from_secs(n),
                 draft: None,
             };
-            store
-                .open_handoff(&site, &new.id, handoff_announcement(), requested)
+            let opened = store
+                .open_handoff(&site, &new.id, in_line(), requested)
                 .await
                 .expect("open");
+            positions.push(position(&opened));
             ids.push(new.id);
         }
         assert_eq!(store.handoff_queue(&site).await.expect("queue"), ids);
-        assert_eq!(store.waiting_count(&site).await.expect("waiting"), 3);
+        assert_eq!(
+            positions,
+            [Some(1), Some(2), Some(3)],
+            "the store fills in each place in line"
+        );
         assert!(matches!(
             store
                 .assign_handoff(&site, &ConversationId::generate(), "sam", start)
@@ -1432,11 +1506,34 @@ pub mod conformance {
             ids,
             "an assigned handoff stays in the queue"
         );
+        let fourth = new_conversation(&site);
+        store
+            .create_conversation(fourth.clone())
+            .await
+            .expect("create");
+        let requested = PendingHandoff {
+            handoff_id: HandoffId::generate(),
+            team: None,
+            analysis: None,
+            tier: None,
+            reasons: vec![ReasonCode::RequestedHuman],
+            event_id: EventId::ZERO,
+            requested_at: start + Duration::from_secs(5),
+            draft: None,
+        };
+        let opened = store
+            .open_handoff(&site, &fourth.id, in_line(), requested)
+            .await
+            .expect("open");
         assert_eq!(
-            store.waiting_count(&site).await.expect("waiting"),
-            2,
-            "but no longer waits"
+            position(&opened),
+            Some(3),
+            "an assigned handoff no longer waits: two ahead"
         );
+        store
+            .resolve_handoff(&site, &fourth.id, start)
+            .await
+            .expect("resolve");
         store
             .assign_handoff(&site, &ids[1], "ana", start)
             .await
@@ -1473,7 +1570,6 @@ pub mod conformance {
             store.handoff_queue(&site).await.expect("queue"),
             vec![ids[2]]
         );
-        assert_eq!(store.waiting_count(&site).await.expect("waiting"), 1);
         assert_eq!(
             store.agent_load(&site, "ana").await.expect("load"),
             0,
