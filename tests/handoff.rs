@@ -1224,3 +1224,30 @@ async fn inbox_queue(app: &TestApp, token: &str) -> Value {
         .await
         .expect("json")
 }
+
+#[tokio::test]
+async fn asking_again_after_an_agent_joined_says_who_has_it() {
+    let app = spawn_app_with_config(&inbox_layer()).await;
+    let (mut client, _) = visitor_asks_for_a_human(&app, "A person please").await;
+    let token = sign_in(&app).await;
+    let queue = inbox_queue(&app, &token).await;
+    let item = &queue["items"][0];
+    let claimed = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/inbox/conversations/{}/{}/claim",
+            app.http_url,
+            item["site"].as_str().expect("site"),
+            item["conversation_id"].as_str().expect("id")
+        ))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(claimed.status(), 200);
+    client.recv_type("handoff").await.expect("assigned");
+    client.send_json(json!({"type": "request_human"})).await;
+    let again = client.recv_type("handoff").await.expect("handoff");
+    assert_eq!(again["status"], "assigned", "{again}");
+    assert_eq!(again["message"], "Sam has joined the conversation.");
+}

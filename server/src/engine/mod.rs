@@ -1525,10 +1525,20 @@ impl Engine {
                     already_pending: false,
                 })
             }
-            OpenedHandoff::AlreadyPending(event) => Ok(HandoffRequested {
-                event,
-                already_pending: true,
-            }),
+            OpenedHandoff::AlreadyPending(event) => {
+                // Say where it stands now (an agent may have joined since it was announced).
+                let latest = store
+                    .events_after(site, id, event.event_id, HISTORY_LIMIT)
+                    .await?
+                    .into_iter()
+                    .rev()
+                    .find(|later| matches!(later.kind, EventKind::Handoff { .. }))
+                    .unwrap_or(event);
+                Ok(HandoffRequested {
+                    event: latest,
+                    already_pending: true,
+                })
+            }
             OpenedHandoff::ConversationClosed => Err(EngineError::BadRequest(
                 "this conversation is closed; start a new one".into(),
             )),
