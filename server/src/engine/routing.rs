@@ -20,10 +20,10 @@ pub fn route<'a>(
         .rules
         .iter()
         .find(|rule| {
-            if !rule
+            if rule
                 .tier
                 .as_deref()
-                .is_none_or(|wanted| tier == Some(wanted))
+                .is_some_and(|wanted| tier != Some(wanted))
             {
                 return false;
             }
