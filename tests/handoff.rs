@@ -359,8 +359,10 @@ async fn an_inbox_agent_claims_replies_notes_and_closes_and_the_visitor_sees_it_
         .find(|item| item["preview"] == "My order arrived broken, can I talk to a person?")
         .cloned()
         .expect("the conversation is in the queue");
-    assert_eq!(item["status"], "waiting_for_agent");
-    assert!(item["position"].as_u64().is_some_and(|p| p >= 1));
+    // Sam came online with a conversation waiting: it is his at once.
+    assert_eq!(item["status"], "with_agent");
+    assert_eq!(item["assignee"], "sam");
+    assert!(item["position"].is_null(), "assigned: no longer in line");
     let base = format!(
         "{}/v1/inbox/conversations/{}/{}",
         app.http_url,

@@ -10,8 +10,8 @@ use crate::ids::{
     AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
 };
 use crate::ports::store::{
-    AppendedMessage, ConversationStore, DueHandoff, EventStream, NewConversation, OpenedHandoff,
-    OutboxStats, StoreError,
+    AppendedMessage, Claimed, ConversationStore, DueHandoff, EventStream, NewConversation,
+    OpenedHandoff, OutboxStats, StoreError,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -58,9 +58,13 @@ struct Entry {
 impl Entry {
     /// Records `handoff` as pending (keeping the id of a pending one it replaces), enters the
     /// queue and, through `outbox`, the delivery outbox.
-    fn set_pending(&mut self, mut handoff: PendingHandoff) {
+    fn set_pending(&mut self, mut handoff: PendingHandoff, keep_draft: bool) {
         if let Some(previous) = &self.pending_handoff {
             handoff.handoff_id = previous.handoff_id;
+            // Opening a handoff over a draft keeps the draft for the agent.
+            if keep_draft && handoff.draft.is_none() {
+                handoff.draft = previous.draft.clone();
+            }
         }
         self.conversation.status = ConversationStatus::WaitingForAgent;
         self.conversation.status_changed_at = handoff.requested_at;
@@ -436,8 +440,11 @@ impl ConversationStore for MemoryStore {
             .conversations
             .get_mut(&key)
             .ok_or_else(|| Self::not_found(id))?;
+        if entry.conversation.status == ConversationStatus::Closed {
+            return Err(StoreError::Rejected(format!("conversation {id} is closed")));
+        }
         let due = handoff.requested_at;
-        entry.set_pending(handoff);
+        entry.set_pending(handoff, false);
         state.outbox.insert(key, (due, 0));
         Ok(())
     }
@@ -469,8 +476,10 @@ impl ConversationStore for MemoryStore {
             entry.events.get(index)
         });
         if let Some(event) = announced
-            && matches!(event.kind, EventKind::Handoff { .. })
+            && (matches!(event.kind, EventKind::Handoff { .. })
+                || entry.conversation.assignee.is_some())
         {
+            // Announced, or a draft an agent already took: nothing new to open.
             return Ok(OpenedHandoff::AlreadyPending(event.clone()));
         }
         let mut announcement = announcement;
@@ -503,7 +512,7 @@ impl ConversationStore for MemoryStore {
             .ok_or_else(|| Self::not_found(id))?;
         let event = push_event(entry, announcement, handoff.requested_at);
         handoff.event_id = event.event_id;
-        entry.set_pending(handoff);
+        entry.set_pending(handoff, true);
         state.outbox.insert(key.clone(), (due, 0));
         Self::publish(&state, &key, &event);
         Ok(OpenedHandoff::Opened(event))
@@ -709,6 +718,11 @@ impl ConversationStore for MemoryStore {
         Ok(())
     }
 
+    async fn drop_from_outbox(&self, site: &SiteId, id: &ConversationId) -> Result<(), StoreError> {
+        self.lock().outbox.remove(&(site.clone(), *id));
+        Ok(())
+    }
+
     async fn record_ticket(
         &self,
         site: &SiteId,
@@ -738,6 +752,16 @@ impl ConversationStore for MemoryStore {
         }
         if pending != Some(ticket.handoff_id) {
             return Ok(false);
+        }
+        // An earlier handoff's ticket of this conversation no longer leads here.
+        let previous = state
+            .conversations
+            .get(&key)
+            .and_then(|entry| entry.ticket.clone());
+        if let Some(previous) = previous
+            && (previous.helpdesk != ticket.helpdesk || previous.id != ticket.id)
+        {
+            state.tickets.remove(&(previous.helpdesk, previous.id));
         }
         state
             .tickets
@@ -838,27 +862,64 @@ impl ConversationStore for MemoryStore {
         Ok(online)
     }
 
-    async fn assign_handoff(
+    async fn claim_handoff(
         &self,
         site: &SiteId,
         id: &ConversationId,
         agent: &str,
         at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+        take_over: bool,
+        capacity: Option<usize>,
+    ) -> Result<Claimed, StoreError> {
         let mut state = self.lock();
+        let key = (site.clone(), *id);
         let entry = state
             .conversations
-            .get_mut(&(site.clone(), *id))
+            .get(&key)
             .ok_or_else(|| Self::not_found(id))?;
-        if entry.pending_handoff.is_none() {
+        if entry.pending_handoff.is_none()
+            || entry.conversation.status == ConversationStatus::Closed
+        {
             return Err(StoreError::Rejected(format!(
-                "conversation {id} has no pending handoff"
+                "conversation {id} has no pending handoff or is closed"
             )));
         }
+        let previous = entry.conversation.assignee.clone();
+        match previous.as_deref() {
+            Some(current) if current == agent => {
+                if let Some(entry) = state.conversations.get_mut(&key)
+                    && entry.conversation.status != ConversationStatus::WithAgent
+                {
+                    entry.conversation.status = ConversationStatus::WithAgent;
+                    entry.conversation.status_changed_at = at;
+                }
+                return Ok(Claimed::AlreadyTheirs);
+            }
+            Some(current) if !take_over => return Ok(Claimed::HeldBy(current.to_string())),
+            _ => {}
+        }
+        if let Some(capacity) = capacity {
+            let load = state
+                .conversations
+                .iter()
+                .filter(|((entry_site, _), other)| {
+                    entry_site == site
+                        && other.queued_at.is_some()
+                        && other.conversation.assignee.as_deref() == Some(agent)
+                })
+                .count();
+            if load >= capacity {
+                return Ok(Claimed::AtCapacity);
+            }
+        }
+        let entry = state
+            .conversations
+            .get_mut(&key)
+            .ok_or_else(|| Self::not_found(id))?;
         entry.conversation.assignee = Some(agent.to_string());
         entry.conversation.status = ConversationStatus::WithAgent;
         entry.conversation.status_changed_at = at;
-        Ok(())
+        Ok(Claimed::Assigned { previous })
     }
 
     async fn resolve_handoff(

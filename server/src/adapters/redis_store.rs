@@ -55,8 +55,8 @@ use crate::ids::{
     AnswerId, ClientMessageId, ConversationId, EventId, MessageId, SiteId, VisitorId,
 };
 use crate::ports::store::{
-    AppendedMessage, ConversationStore, DueHandoff, EventStream, NewConversation, OpenedHandoff,
-    OutboxStats, StoreError,
+    AppendedMessage, Claimed, ConversationStore, DueHandoff, EventStream, NewConversation,
+    OpenedHandoff, OutboxStats, StoreError,
 };
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -183,12 +183,37 @@ const OPEN_HANDOFF: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 if redis.call('HGET', KEYS[1], 'status') == 'closed' then return {3, ''} end
 local handoff_id = ARGV[6]
+local fields = ARGV[4]
 local pending = redis.call('HGET', KEYS[1], 'handoff')
 if pending then
   local previous = cjson.decode(pending)
   local announced = redis.call('LINDEX', KEYS[2], previous.event_id - 1)
   if announced and cjson.decode(announced).kind.kind == 'handoff' then return {2, announced} end
+  -- A draft an agent already took: it is with them; nothing new to open.
+  if announced and redis.call('HGET', KEYS[1], 'assignee') then return {2, announced} end
   if previous.handoff_id then handoff_id = previous.handoff_id end
+  -- The draft stays for the agent to approve or reject: its JSON is copied as stored (not
+  -- re-encoded: cjson would turn an empty list into an object).
+  if type(previous.draft) == 'table' then
+    local draft = nil
+    local _, key_end = string.find(pending, '"draft":{', 1, true)
+    if key_end then
+      local depth, in_string, escaped = 0, false, false
+      for j = key_end, #pending do
+        local c = string.sub(pending, j, j)
+        if in_string then
+          if escaped then escaped = false elseif c == '\\' then escaped = true elseif c == '"' then in_string = false end
+        elseif c == '"' then in_string = true
+        elseif c == '{' then depth = depth + 1
+        elseif c == '}' then
+          depth = depth - 1
+          if depth == 0 then draft = string.sub(pending, key_end, j) break end
+        end
+      end
+    end
+    local s, e = string.find(fields, '"draft":null', 1, true)
+    if draft and s then fields = string.sub(fields, 1, s - 1) .. '"draft":' .. draft .. string.sub(fields, e + 1) end
+  end
 end
 redis.call('ZADD', KEYS[4], 'NX', ARGV[9], ARGV[7])
 local joined = 0
@@ -213,7 +238,7 @@ end
 local id = redis.call('HINCRBY', KEYS[1], 'last_event_id', 1)
 local event = '{"event_id":' .. id .. ',"created_at":"' .. ARGV[2] .. '","kind":' .. kind .. '}'
 redis.call('RPUSH', KEYS[2], event)
-local handoff = '{"event_id":' .. id .. ',"handoff_id":"' .. handoff_id .. '",' .. string.sub(ARGV[4], 2)
+local handoff = '{"event_id":' .. id .. ',"handoff_id":"' .. handoff_id .. '",' .. string.sub(fields, 2)
 redis.call('HSET', KEYS[1], 'handoff', handoff, 'status', 'waiting_for_agent', 'status_changed_at', ARGV[2])
 for i = 1, 3 do redis.call('PERSIST', KEYS[i]) end
 redis.call('PERSIST', ARGV[5] .. redis.call('HGET', KEYS[1], 'visitor'))
@@ -229,6 +254,7 @@ return {1, event}
 /// id, outbox member, due (ms). Returns 0 when there is no conversation.
 const PUT_PENDING_HANDOFF: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], 'status') == 'closed' then return 3 end
 local handoff_id = ARGV[2]
 local pending = redis.call('HGET', KEYS[1], 'handoff')
 if pending then
@@ -295,6 +321,12 @@ if not pending_id or pending_id == ARGV[2] then
   redis.call('HDEL', KEYS[3], ARGV[1])
 end
 if pending_id ~= ARGV[2] then return 0 end
+local old = redis.call('HGET', KEYS[1], 'ticket')
+if old then
+  local t = cjson.decode(old)
+  local old_key = string.sub(KEYS[4], 1, string.find(KEYS[4], 'ticket:', 1, true) + 6) .. t.helpdesk .. ':' .. t.id
+  if old_key ~= KEYS[4] then redis.call('DEL', old_key) end
+end
 redis.call('HSET', KEYS[1], 'ticket', ARGV[3])
 redis.call('SET', KEYS[4], ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
@@ -303,16 +335,27 @@ return 1
 "#;
 
 /// Assigns the pending handoff: `KEYS` = meta, queue; `ARGV` = agent, status_changed_at,
-/// conversation id. Returns 0 without the conversation, -1 without a pending handoff.
+/// conversation id, `take` (take it from another agent) or `free`, capacity (or empty).
+/// Returns `{code, previous assignee}`: 0 no conversation, -1 no pending handoff or closed,
+/// 1 assigned, 2 already theirs, -2 held by another, -3 at capacity.
 const ASSIGN_HANDOFF: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'handoff') == 0 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+if redis.call('HEXISTS', KEYS[1], 'handoff') == 0 then return {-1, ''} end
+if redis.call('HGET', KEYS[1], 'status') == 'closed' then return {-1, ''} end
 local previous = redis.call('HGET', KEYS[1], 'assignee')
-if previous and previous ~= ARGV[1] then redis.call('ZREM', KEYS[2] .. ':agent:' .. previous, ARGV[3]) end
+if previous == ARGV[1] then
+  if redis.call('HGET', KEYS[1], 'status') ~= 'with_agent' then
+    redis.call('HSET', KEYS[1], 'status', 'with_agent', 'status_changed_at', ARGV[2])
+  end
+  return {2, previous}
+end
+if previous and ARGV[4] ~= 'take' then return {-2, previous} end
+if ARGV[5] ~= '' and redis.call('ZCARD', KEYS[2] .. ':agent:' .. ARGV[1]) >= tonumber(ARGV[5]) then return {-3, ''} end
+if previous then redis.call('ZREM', KEYS[2] .. ':agent:' .. previous, ARGV[3]) end
 redis.call('HSET', KEYS[1], 'assignee', ARGV[1], 'status', 'with_agent', 'status_changed_at', ARGV[2])
 redis.call('ZREM', KEYS[2] .. ':waiting', ARGV[3])
 redis.call('ZADD', KEYS[2] .. ':agent:' .. ARGV[1], 0, ARGV[3])
-return 1
+return {1, previous or ''}
 "#;
 
 /// Ends the pending handoff: `KEYS` = meta, queue, outbox, outbox attempts; `ARGV` =
@@ -1225,10 +1268,11 @@ impl ConversationStore for RedisStore {
                 ],
             )
             .await?;
-        if found == 0 {
-            return Err(StoreError::NotFound(format!("conversation {id}")));
+        match found {
+            0 => Err(StoreError::NotFound(format!("conversation {id}"))),
+            3 => Err(rejected(format!("conversation {id} is closed"))),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     async fn open_handoff(
@@ -1535,6 +1579,18 @@ impl ConversationStore for RedisStore {
         Ok(())
     }
 
+    async fn drop_from_outbox(&self, site: &SiteId, id: &ConversationId) -> Result<(), StoreError> {
+        let keys = &self.inner.keys;
+        let member = Keys::outbox_member(site, id);
+        let _: i64 = self
+            .query(redis::cmd("ZREM").arg(keys.outbox()).arg(&member))
+            .await?;
+        let _: i64 = self
+            .query(redis::cmd("HDEL").arg(keys.outbox_attempts()).arg(&member))
+            .await?;
+        Ok(())
+    }
+
     async fn record_ticket(
         &self,
         site: &SiteId,
@@ -1686,29 +1742,44 @@ impl ConversationStore for RedisStore {
         .await
     }
 
-    async fn assign_handoff(
+    async fn claim_handoff(
         &self,
         site: &SiteId,
         id: &ConversationId,
         agent: &str,
         at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let code: i64 = self
+        take_over: bool,
+        capacity: Option<usize>,
+    ) -> Result<Claimed, StoreError> {
+        let capacity = capacity.map(|n| n.to_string()).unwrap_or_default();
+        let (code, previous): (i64, String) = self
             .eval(
                 &self.inner.scripts.assign_handoff,
                 &[
                     &self.inner.keys.meta(site, id),
                     &self.inner.keys.queue(site),
                 ],
-                &[agent, &rfc3339(at)?, &id.to_string()],
+                &[
+                    agent,
+                    &rfc3339(at)?,
+                    &id.to_string(),
+                    if take_over { "take" } else { "free" },
+                    &capacity,
+                ],
             )
             .await?;
         match code {
             0 => Err(StoreError::NotFound(format!("conversation {id}"))),
             -1 => Err(rejected(format!(
-                "conversation {id} has no pending handoff"
+                "conversation {id} has no pending handoff or is closed"
             ))),
-            _ => Ok(()),
+            1 => Ok(Claimed::Assigned {
+                previous: Some(previous).filter(|p| !p.is_empty()),
+            }),
+            2 => Ok(Claimed::AlreadyTheirs),
+            -2 => Ok(Claimed::HeldBy(previous)),
+            -3 => Ok(Claimed::AtCapacity),
+            other => Err(rejected(format!("assign script returned code {other}"))),
         }
     }
 

@@ -389,7 +389,11 @@ async fn relay(
     }
     if webhook.event.trim() == "ticket_created" {
         let tags = tag_list(&webhook.tags);
-        // Frontdesk's own handoff tickets carry the `frontdesk` tag (and are indexed).
+        // Frontdesk's own handoff tickets carry the `frontdesk` tag (and are indexed); a
+        // ticket triaged already carries `frontdesk-triaged`.
+        if tags.iter().any(|tag| tag == "frontdesk-triaged") {
+            return HttpResponse::Ok().json(json!({ "outcome": "duplicate" }));
+        }
         let ours = tags.iter().any(|tag| tag == "frontdesk")
             || matches!(
                 state
@@ -402,6 +406,19 @@ async fn relay(
             );
         if ours {
             return HttpResponse::Ok().json(json!({ "outcome": "own_ticket" }));
+        }
+        // Once per ticket, however often the helpdesk delivers it (on every instance).
+        let delivery = format!("triage:{helpdesk}:{ticket_id}");
+        match state
+            .engine
+            .ports()
+            .store
+            .first_delivery(&delivery, Duration::from_secs(24 * 3600))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return HttpResponse::Ok().json(json!({ "outcome": "duplicate" })),
+            Err(err) => return outcome_response(Err(err.into())),
         }
         let ticket = IncomingTicket {
             helpdesk,
@@ -417,7 +434,11 @@ async fn relay(
                 "priority": outcome.triage.priority.as_str(),
                 "tags": outcome.triage.tags,
             })),
-            Err(err) => outcome_response(Err(err)),
+            Err(err) => {
+                // Not triaged: the helpdesk's retry must be taken.
+                forget_delivery(state, &delivery).await;
+                outcome_response(Err(err))
+            }
         };
     }
     let solved = matches!(

@@ -291,11 +291,22 @@ fn checked_text(text: &str) -> Result<String, EngineError> {
 }
 
 impl Engine {
-    /// Marks `agent` online for [`AGENT_ONLINE_FOR`] (every authenticated inbox request).
+    /// Marks `agent` online for [`AGENT_ONLINE_FOR`] (every authenticated inbox request); an
+    /// agent who was not online gets the waiting handoffs they may take, up to capacity.
     pub async fn agent_seen(&self, agent: &Agent) {
-        let until = OffsetDateTime::now_utc() + AGENT_ONLINE_FOR;
-        if let Err(err) = self.ports.store.touch_agent(&agent.id, until).await {
+        let now = OffsetDateTime::now_utc();
+        let store = &self.ports.store;
+        let was_online = store
+            .online_agents(now)
+            .await
+            .map(|online| online.contains(&agent.id))
+            .unwrap_or(true);
+        if let Err(err) = store.touch_agent(&agent.id, now + AGENT_ONLINE_FOR).await {
             tracing::debug!(error = %err, "agent presence not recorded");
+            return;
+        }
+        if !was_online && let Err(err) = self.assign_waiting_to(agent).await {
+            warn!(error = %err, agent = agent.id, "waiting handoffs not assigned to an agent who came online");
         }
     }
 
@@ -380,12 +391,20 @@ impl Engine {
             }
         }
         if let Some((_, agent)) = best {
+            let capacity = agent.capacity as usize;
             let agent = Agent {
                 id: agent.id.clone(),
                 name: agent.name.clone(),
             };
-            self.claim(&agent, site, &conversation, Some(&handoff))
-                .await?;
+            self.claim_as(
+                &agent,
+                site,
+                &conversation,
+                Some(&handoff),
+                false,
+                Some(capacity),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -413,9 +432,19 @@ impl Engine {
                     && conversation.status == ConversationStatus::WaitingForAgent
                     && eligible(config, &handoff)
                 {
-                    self.claim(agent, &site.id, &conversation, Some(&handoff))
+                    let claimed = self
+                        .claim_as(
+                            agent,
+                            &site.id,
+                            &conversation,
+                            Some(&handoff),
+                            false,
+                            Some(config.capacity as usize),
+                        )
                         .await?;
-                    load += 1;
+                    if matches!(claimed, crate::ports::store::Claimed::Assigned { .. }) {
+                        load += 1;
+                    }
                 }
             }
         }
@@ -536,7 +565,7 @@ impl Engine {
                 if !take_over {
                     self.not_someone_elses(agent, &conversation)?;
                 }
-                self.claim(agent, site, &conversation, handoff.as_ref())
+                self.claim(agent, site, &conversation, handoff.as_ref(), take_over)
                     .await
             }
             AgentAction::Assign(to) => {
@@ -548,15 +577,21 @@ impl Engine {
                     id: target.id.clone(),
                     name: target.name.clone(),
                 };
-                self.claim(&target, site, &conversation, handoff.as_ref())
+                self.claim(&target, site, &conversation, handoff.as_ref(), true)
                     .await
             }
             AgentAction::Reply(text) => {
                 self.not_someone_elses(agent, &conversation)?;
+                if handoff.is_none() {
+                    return Err(EngineError::BadRequest(
+                        "nobody asked for a person in this conversation; the assistant has it"
+                            .into(),
+                    ));
+                }
                 let text = checked_text(&text)?;
                 if conversation.assignee.as_deref() != Some(agent.id.as_str()) && handoff.is_some()
                 {
-                    self.claim(agent, site, &conversation, handoff.as_ref())
+                    self.claim(agent, site, &conversation, handoff.as_ref(), false)
                         .await?;
                 }
                 self.append_agent_message(agent, site, id, text, now).await
@@ -614,7 +649,7 @@ impl Engine {
                     store.assign_handoff(site, id, &agent.id, now).await?;
                     Ok(())
                 } else {
-                    self.claim(agent, site, &conversation, handoff.as_ref())
+                    self.claim(agent, site, &conversation, handoff.as_ref(), false)
                         .await
                 }
             }
@@ -661,46 +696,99 @@ impl Engine {
         }
     }
 
-    async fn claim(
+    /// Takes the handoff for `agent` (see [`ConversationStore::claim_handoff`]) and, when it
+    /// changed hands, tells the visitor who joined. Automatic assignment passes the agent's
+    /// `capacity`; only an explicit take-over takes it from another agent.
+    ///
+    /// Errors: `BadRequest` (no handoff, resolved or closed meanwhile), `Store`.
+    async fn claim_as(
         &self,
         agent: &Agent,
         site: &SiteId,
         conversation: &Conversation,
         handoff: Option<&PendingHandoff>,
-    ) -> Result<(), EngineError> {
+        take_over: bool,
+        capacity: Option<usize>,
+    ) -> Result<crate::ports::store::Claimed, EngineError> {
+        use crate::ports::store::Claimed;
         let id = &conversation.id;
         if handoff.is_none() {
             return Err(EngineError::BadRequest(
                 "nobody asked for a person in this conversation".into(),
             ));
         }
-        if conversation.assignee.as_deref() == Some(agent.id.as_str()) {
-            return Ok(());
-        }
         let now = OffsetDateTime::now_utc();
-        match self
+        let claimed = match self
             .ports
             .store
-            .assign_handoff(site, id, &agent.id, now)
+            .claim_handoff(site, id, &agent.id, now, take_over, capacity)
             .await
         {
             Err(StoreError::Rejected(_)) => {
                 return Err(EngineError::BadRequest(
-                    "this handoff was resolved meanwhile".into(),
+                    "this handoff was resolved or the conversation closed meanwhile".into(),
                 ));
             }
             other => other?,
-        }
-        let kind = EventKind::Handoff {
-            message_id: MessageId::generate(),
-            status: HandoffStatus::Assigned,
-            team: self.team_name(site, handoff),
-            message: super::replies::agent_joined(&agent.name),
-            reasons: Vec::new(),
-            queue_position: None,
         };
-        self.ports.store.append_event(site, id, kind, now).await?;
-        Ok(())
+        if let Claimed::Assigned { previous } = &claimed {
+            let kind = EventKind::Handoff {
+                message_id: MessageId::generate(),
+                status: HandoffStatus::Assigned,
+                team: self.team_name(site, handoff),
+                message: super::replies::agent_joined(&agent.name),
+                reasons: Vec::new(),
+                queue_position: None,
+            };
+            self.ports.store.append_event(site, id, kind, now).await?;
+            // The agent it was taken from has room again.
+            if let Some(previous) = previous.as_deref().filter(|p| *p != agent.id) {
+                let freed = self
+                    .inbox
+                    .agents()
+                    .iter()
+                    .find(|a| a.id == previous)
+                    .map(|a| Agent {
+                        id: a.id.clone(),
+                        name: a.name.clone(),
+                    });
+                if let Some(freed) = freed {
+                    Box::pin(self.assign_waiting_to(&freed)).await?;
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// [`Self::claim_as`] for an agent's own action: another agent's conversation is refused
+    /// unless `take_over`.
+    async fn claim(
+        &self,
+        agent: &Agent,
+        site: &SiteId,
+        conversation: &Conversation,
+        handoff: Option<&PendingHandoff>,
+        take_over: bool,
+    ) -> Result<(), EngineError> {
+        match self
+            .claim_as(agent, site, conversation, handoff, take_over, None)
+            .await?
+        {
+            crate::ports::store::Claimed::HeldBy(other) => Err(self.held_by(&other)),
+            _ => Ok(()),
+        }
+    }
+
+    fn held_by(&self, other: &str) -> EngineError {
+        let name = self
+            .inbox
+            .agents()
+            .iter()
+            .find(|a| a.id == other)
+            .map_or(other, |a| a.name.as_str());
+        EngineError::BadRequest(format!(
+            "{name} has this conversation; claim it with \"take_over\": true to take it over"
+        ))
     }
 
     async fn append_agent_message(
@@ -865,6 +953,20 @@ impl Engine {
         let Some(conversation) = store.conversation(&site, &id).await? else {
             return Ok(TicketUpdateOutcome::UnknownTicket);
         };
+        // Only the ticket of the handoff that is open now speaks for the conversation (an
+        // earlier handoff's ticket must not reach a visitor the assistant is answering again).
+        let current = store.handoff_ticket(&site, &id).await?;
+        let pending = store.pending_handoff(&site, &id).await?;
+        let is_current = current.as_ref().is_some_and(|ticket| {
+            ticket.helpdesk == update.helpdesk
+                && ticket.id == update.ticket_id
+                && pending
+                    .as_ref()
+                    .is_some_and(|pending| pending.handoff_id == ticket.handoff_id)
+        });
+        if !is_current && conversation.status != ConversationStatus::Closed {
+            return Ok(TicketUpdateOutcome::UnknownTicket);
+        }
         if conversation.status == ConversationStatus::Closed {
             return Ok(TicketUpdateOutcome::NothingToDo);
         }
@@ -901,7 +1003,7 @@ impl Engine {
                 // The first reply: the agent took it over in the helpdesk; the widget is told.
                 let handoff = store.pending_handoff(&site, &id).await?;
                 if handoff.is_some() {
-                    self.claim(&agent, &site, &conversation, handoff.as_ref())
+                    self.claim(&agent, &site, &conversation, handoff.as_ref(), true)
                         .await?;
                 }
             }

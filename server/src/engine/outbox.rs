@@ -35,10 +35,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// How long a claim keeps other workers off a handoff (longer than any one attempt).
-pub const LEASE: Duration = Duration::from_secs(120);
+/// How long a claim keeps other workers off a handoff: longer than a whole batch of attempts
+/// ([`BATCH`] × [`ATTEMPT_TIMEOUT`]), so no handoff is attempted twice at once.
+pub const LEASE: Duration = Duration::from_secs(600);
 /// Handoffs claimed per pass.
-pub const BATCH: usize = 16;
+pub const BATCH: usize = 4;
+/// Longest one delivery attempt may take (summary and helpdesk calls); then it is retried.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// First retry delay.
 pub const RETRY_MIN: Duration = Duration::from_secs(1);
 /// Longest retry delay (and the delay for errors a retry cannot fix).
@@ -243,9 +246,28 @@ impl Outbox {
             .await?;
         let n = claimed.len();
         for due in claimed {
-            if let Err(err) = self.deliver(&due).await {
-                warn!(site = %due.site, conversation = %due.conversation, error = %err,
-                    "outbox: store failed during delivery; retried when the lease ends");
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.deliver(&due)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => {
+                    warn!(site = %due.site, conversation = %due.conversation, error = %err,
+                        "outbox: store failed during delivery; retried when the lease ends");
+                }
+                Err(_) => {
+                    let error = HelpdeskError::Unavailable(format!(
+                        "the attempt took longer than {} s",
+                        ATTEMPT_TIMEOUT.as_secs()
+                    ));
+                    self.counters.failed(&error);
+                    let retry_in = self.retry_delay(&error, due.attempts);
+                    warn!(site = %due.site, conversation = %due.conversation, "outbox: attempt timed out; will retry");
+                    self.store
+                        .retry_handoff_at(
+                            &due.site,
+                            &due.conversation,
+                            OffsetDateTime::now_utc() + retry_in,
+                        )
+                        .await?;
+                }
             }
         }
         Ok(n)
@@ -261,9 +283,8 @@ impl Outbox {
             store.conversation(site_id, id).await?,
             store.pending_handoff(site_id, id).await?,
         ) else {
-            // Resolved or erased after the claim: nothing to create.
-            let at = OffsetDateTime::now_utc() + RETRY_MAX;
-            store.retry_handoff_at(site_id, id, at).await?;
+            // Resolved, expired or erased after the claim: nothing to create.
+            store.drop_from_outbox(site_id, id).await?;
             return Ok(Delivery::Skipped);
         };
         if let Some(existing) = store

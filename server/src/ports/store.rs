@@ -86,6 +86,19 @@ pub struct DueHandoff {
     pub attempts: u32,
 }
 
+/// The outcome of [`ConversationStore::claim_handoff`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// Assigned to the agent now (`previous`: whom it was taken from).
+    Assigned { previous: Option<String> },
+    /// It was already theirs: nothing changed.
+    AlreadyTheirs,
+    /// Another agent has it (and no take-over was asked): nothing changed.
+    HeldBy(String),
+    /// The agent has `capacity` open conversations on this site already: nothing changed.
+    AtCapacity,
+}
+
 /// The outbox's size, for `/readyz` and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutboxStats {
@@ -286,6 +299,10 @@ pub trait ConversationStore: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
+    /// Takes the conversation out of the outbox (nothing left to deliver: the conversation or
+    /// its handoff is gone).
+    async fn drop_from_outbox(&self, site: &SiteId, id: &ConversationId) -> Result<(), StoreError>;
+
     /// Records the ticket created for the pending handoff `ticket.handoff_id` (and indexes it
     /// by helpdesk and ticket id for [`Self::ticket_conversation`]), and takes the handoff out
     /// of the outbox. When that handoff is no longer pending (resolved, erased), records
@@ -328,14 +345,33 @@ pub trait ConversationStore: Send + Sync {
     async fn online_agents(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError>;
 
     /// Assigns the conversation's pending handoff to `agent` (replacing any assignee) and moves
-    /// it to `with_agent`. `NotFound` if no conversation; `Rejected` if no handoff is pending.
+    /// it to `with_agent`. `NotFound` if no conversation; `Rejected` if no handoff is pending or
+    /// the conversation is closed.
     async fn assign_handoff(
         &self,
         site: &SiteId,
         id: &ConversationId,
         agent: &str,
         at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.claim_handoff(site, id, agent, at, true, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Assigns the pending handoff to `agent`, atomically checking who has it now: another
+    /// agent keeps it unless `take_over`, and with `capacity` an agent who already has that
+    /// many of the site's open handoffs gets none. `NotFound` if no conversation; `Rejected`
+    /// if no handoff is pending or the conversation is closed.
+    async fn claim_handoff(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        agent: &str,
+        at: OffsetDateTime,
+        take_over: bool,
+        capacity: Option<usize>,
+    ) -> Result<Claimed, StoreError>;
 
     /// Ends the pending handoff without closing the conversation (a draft approved or
     /// rejected; the agent hands back to the assistant): drops the pending record and the
@@ -961,21 +997,36 @@ pub mod conformance {
             )
             .await
             .expect("close again");
+        let pending = PendingHandoff {
+            handoff_id: HandoffId::generate(),
+            team: None,
+            analysis: None,
+            tier: None,
+            reasons: vec![ReasonCode::RequestedHuman],
+            event_id: EventId(1),
+            requested_at: OffsetDateTime::now_utc(),
+            draft: None,
+        };
+        assert!(
+            matches!(
+                store
+                    .put_pending_handoff(&site, &new.id, pending.clone())
+                    .await,
+                Err(StoreError::Rejected(_))
+            ),
+            "a closed conversation takes no pending handoff"
+        );
         store
-            .put_pending_handoff(
+            .set_status(
                 &site,
                 &new.id,
-                PendingHandoff {
-                    handoff_id: HandoffId::generate(),
-                    team: None,
-                    analysis: None,
-                    tier: None,
-                    reasons: vec![ReasonCode::RequestedHuman],
-                    event_id: EventId(1),
-                    requested_at: OffsetDateTime::now_utc(),
-                    draft: None,
-                },
+                ConversationStatus::Bot,
+                OffsetDateTime::now_utc(),
             )
+            .await
+            .expect("reopen");
+        store
+            .put_pending_handoff(&site, &new.id, pending)
             .await
             .expect("handoff");
         assert_eq!(
@@ -1490,6 +1541,29 @@ pub mod conformance {
             .expect("exists");
         assert_eq!(assigned.assignee.as_deref(), Some("sam"));
         assert_eq!(assigned.status, ConversationStatus::WithAgent);
+        assert_eq!(
+            store
+                .claim_handoff(&site, &ids[0], "ana", start, false, None)
+                .await
+                .expect("claim"),
+            Claimed::HeldBy("sam".into()),
+            "Sam has it: no silent take-over"
+        );
+        assert_eq!(
+            store
+                .claim_handoff(&site, &ids[0], "sam", start, false, None)
+                .await
+                .expect("claim"),
+            Claimed::AlreadyTheirs
+        );
+        assert_eq!(
+            store
+                .claim_handoff(&site, &ids[2], "sam", start, false, Some(1))
+                .await
+                .expect("claim"),
+            Claimed::AtCapacity,
+            "Sam already has one"
+        );
         assert_eq!(store.agent_load(&site, "sam").await.expect("load"), 1);
         store
             .assign_handoff(&site, &ids[0], "ana", start)
@@ -1575,6 +1649,14 @@ pub mod conformance {
             0,
             "a closed conversation no longer counts"
         );
+        assert!(
+            matches!(
+                store.assign_handoff(&site, &ids[1], "ana", start).await,
+                Err(StoreError::Rejected(_))
+            ),
+            "a closed conversation is not assigned again"
+        );
+        assert_eq!(store.agent_load(&site, "ana").await.expect("load"), 0);
         // Agents online: until their presence runs out.
         let minute = Duration::from_secs(60);
         store
@@ -1695,10 +1777,14 @@ pub mod conformance {
             Some(PendingHandoff {
                 event_id: event.event_id,
                 handoff_id: draft_handoff_id,
+                draft: Some(crate::domain::DraftAnswer {
+                    text: "Refunds take 5 days.".into(),
+                    citations: Vec::new(),
+                }),
                 ..requested.clone()
             }),
-            "the draft is replaced by the handoff, pointing at its event and keeping its \
-             handoff id (one ticket per handoff)"
+            "the draft becomes a handoff, pointing at its event and keeping its handoff id (one \
+             ticket per handoff) and the draft for the agent"
         );
         let conversation = store
             .conversation(&site, &new.id)
