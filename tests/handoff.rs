@@ -1074,6 +1074,24 @@ async fn agents_do_not_take_each_others_conversations_and_a_rejected_draft_is_go
             .status(),
         200
     );
+    // A chat nobody handed to a person is not the inbox's to read.
+    let mut other = app.client().await;
+    let welcome = other.hello(&app.site_key).await.expect("welcome");
+    other
+        .ask("How do I reset my password?")
+        .await
+        .expect("turn");
+    let private = http
+        .get(format!(
+            "{}/v1/inbox/conversations/demo/{}",
+            app.http_url,
+            welcome["conversation_id"].as_str().expect("id")
+        ))
+        .bearer_auth(&kim)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(private.status(), 404);
     // Malformed JSON is named as such.
     let malformed = http
         .post(format!("{base}/reply"))

@@ -509,9 +509,9 @@ impl Engine {
         }
     }
 
-    /// A conversation with everything the agent needs.
+    /// A conversation with everything the agent needs (one that was handed to a person).
     ///
-    /// Errors: `NotFound`, `Store`.
+    /// Errors: `NotFound` (no such conversation, or never handed off), `Store`.
     pub async fn inbox_conversation(
         &self,
         site: &SiteId,
@@ -524,9 +524,16 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("no conversation {id}")))?;
         let handoff = store.pending_handoff(site, id).await?;
+        let ticket = store.handoff_ticket(site, id).await?;
+        // Agents see conversations handed to a person (now or before), not every chat.
+        if handoff.is_none() && ticket.is_none() {
+            return Err(EngineError::NotFound(format!(
+                "conversation {id} was never handed to a person"
+            )));
+        }
         Ok(InboxConversation {
             team: self.team_name(site, handoff.as_ref()),
-            ticket: store.handoff_ticket(site, id).await?,
+            ticket,
             events: store
                 .events_after(site, id, EventId::ZERO, HISTORY_LIMIT)
                 .await?,
@@ -681,17 +688,7 @@ impl Engine {
         conversation: &Conversation,
     ) -> Result<(), EngineError> {
         match conversation.assignee.as_deref() {
-            Some(other) if other != agent.id => {
-                let name = self
-                    .inbox
-                    .agents()
-                    .iter()
-                    .find(|a| a.id == other)
-                    .map_or(other, |a| a.name.as_str());
-                Err(EngineError::BadRequest(format!(
-                    "{name} has this conversation; claim it with \"take_over\": true to take it over"
-                )))
-            }
+            Some(other) if other != agent.id => Err(self.held_by(other)),
             _ => Ok(()),
         }
     }
