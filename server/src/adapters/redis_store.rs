@@ -928,6 +928,27 @@ impl RedisStore {
         }
     }
 
+    /// A JSON field of the conversation's meta hash (`None` when absent).
+    async fn meta_json<T: serde::de::DeserializeOwned>(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        field: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let raw: Option<String> = self
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.inner.keys.meta(site, id))
+                    .arg(field),
+            )
+            .await?;
+        raw.map(|raw| {
+            serde_json::from_str(&raw)
+                .map_err(|err| rejected(format!("conversation {id}: {field}: {err}")))
+        })
+        .transpose()
+    }
+
     async fn set_status_with(
         &self,
         site: &SiteId,
@@ -1342,18 +1363,7 @@ impl ConversationStore for RedisStore {
         site: &SiteId,
         id: &ConversationId,
     ) -> Result<Option<PendingHandoff>, StoreError> {
-        let raw: Option<String> = self
-            .query(
-                redis::cmd("HGET")
-                    .arg(self.inner.keys.meta(site, id))
-                    .arg("handoff"),
-            )
-            .await?;
-        raw.map(|raw| {
-            serde_json::from_str(&raw)
-                .map_err(|err| rejected(format!("conversation {id}: handoff: {err}")))
-        })
-        .transpose()
+        self.meta_json(site, id, "handoff").await
     }
 
     async fn record_feedback(
@@ -1626,18 +1636,7 @@ impl ConversationStore for RedisStore {
         site: &SiteId,
         id: &ConversationId,
     ) -> Result<Option<HandoffTicket>, StoreError> {
-        let raw: Option<String> = self
-            .query(
-                redis::cmd("HGET")
-                    .arg(self.inner.keys.meta(site, id))
-                    .arg("ticket"),
-            )
-            .await?;
-        raw.map(|raw| {
-            serde_json::from_str(&raw)
-                .map_err(|err| rejected(format!("conversation {id}: ticket: {err}")))
-        })
-        .transpose()
+        self.meta_json(site, id, "ticket").await
     }
 
     async fn ticket_conversation(

@@ -998,9 +998,8 @@ impl Engine {
             };
             if conversation.status == ConversationStatus::WaitingForAgent {
                 // The first reply: the agent took it over in the helpdesk; the widget is told.
-                let handoff = store.pending_handoff(&site, &id).await?;
-                if handoff.is_some() {
-                    self.claim(&agent, &site, &conversation, handoff.as_ref(), true)
+                if pending.is_some() {
+                    self.claim(&agent, &site, &conversation, pending.as_ref(), true)
                         .await?;
                 }
             }

@@ -1443,39 +1443,31 @@ impl Engine {
             ),
             None => (HandoffStatus::Pending, None),
         };
-        let message = match (message, closed) {
-            (Some(message), _) => message,
-            (None, None) if nobody_online => {
-                let email = store
-                    .conversation(site, id)
-                    .await?
-                    .and_then(|conversation| conversation.contact_email);
-                let mut text = replies::nobody_available(
-                    team.map_or("team", |team| team.name.as_str()),
-                    email.as_ref().map(|email| email.as_str()),
-                );
-                if queue_position.is_some() {
-                    text.push(' ');
-                    text.push_str(replies::IN_LINE);
-                }
-                text
-            }
-            (None, Some(hours)) => {
-                let email = store
-                    .conversation(site, id)
-                    .await?
-                    .and_then(|conversation| conversation.contact_email);
-                replies::team_offline(
-                    team.map_or("team", |team| team.name.as_str()),
-                    hours.describe_next_opening(now).as_deref(),
-                    email.as_ref().map(|email| email.as_str()),
-                )
-            }
-            (None, None) => {
-                let mut text = team.map_or_else(
-                    || replies::HANDOFF_PENDING.to_string(),
-                    |team| replies::handoff_pending_to(&team.name),
-                );
+        let message = match message {
+            Some(message) => message,
+            None => {
+                // Offline: whether the visitor already left an email decides what to ask.
+                let email = match status {
+                    HandoffStatus::Offline => store
+                        .conversation(site, id)
+                        .await?
+                        .and_then(|conversation| conversation.contact_email),
+                    _ => None,
+                };
+                let email = email.as_ref().map(|email| email.as_str());
+                let team_name = team.map_or("team", |team| team.name.as_str());
+                let mut text = match closed {
+                    Some(hours) => replies::team_offline(
+                        team_name,
+                        hours.describe_next_opening(now).as_deref(),
+                        email,
+                    ),
+                    None if nobody_online => replies::nobody_available(team_name, email),
+                    None => team.map_or_else(
+                        || replies::HANDOFF_PENDING.to_string(),
+                        |team| replies::handoff_pending_to(&team.name),
+                    ),
+                };
                 if queue_position.is_some() {
                     text.push(' ');
                     text.push_str(replies::IN_LINE);

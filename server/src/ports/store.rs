@@ -1196,25 +1196,8 @@ pub mod conformance {
             conversations.push(new.id);
         }
         let opened = futures_util::future::join_all(conversations.iter().map(|id| {
-            let announcement = EventKind::Handoff {
-                message_id: MessageId::generate(),
-                status: HandoffStatus::Pending,
-                team: None,
-                message: "You're in line".into(),
-                reasons: vec![ReasonCode::RequestedHuman],
-                queue_position: Some(0),
-            };
-            let requested = PendingHandoff {
-                handoff_id: HandoffId::generate(),
-                team: None,
-                analysis: None,
-                tier: None,
-                reasons: vec![ReasonCode::RequestedHuman],
-                event_id: EventId::ZERO,
-                requested_at: now,
-                draft: None,
-            };
-            store.open_handoff(&site, id, announcement, requested)
+            let requested = requested_handoff(now);
+            store.open_handoff(&site, id, in_line_announcement(), requested)
         }))
         .await;
         let mut positions: Vec<u32> = opened
@@ -1293,6 +1276,32 @@ pub mod conformance {
             .await
             .expect("clear");
         assert!(!store.is_present(&site, &id, now).await.expect("present"));
+    }
+
+    /// A handoff the visitor asked for at `at` (its event id is set by the store).
+    fn requested_handoff(at: OffsetDateTime) -> PendingHandoff {
+        PendingHandoff {
+            handoff_id: HandoffId::generate(),
+            team: None,
+            analysis: None,
+            tier: None,
+            reasons: vec![ReasonCode::RequestedHuman],
+            event_id: EventId::ZERO,
+            requested_at: at,
+            draft: None,
+        }
+    }
+
+    /// A handoff announcement asking the store for the visitor's place in line.
+    fn in_line_announcement() -> EventKind {
+        EventKind::Handoff {
+            message_id: MessageId::generate(),
+            status: HandoffStatus::Pending,
+            team: None,
+            message: "You're in line".into(),
+            reasons: vec![ReasonCode::RequestedHuman],
+            queue_position: Some(0),
+        }
     }
 
     /// Claims of `site`'s handoffs (the outbox is shared by every site and test).
@@ -1480,14 +1489,6 @@ pub mod conformance {
         let mut ids = Vec::new();
         let mut positions = Vec::new();
         let start = OffsetDateTime::now_utc();
-        let in_line = || EventKind::Handoff {
-            message_id: MessageId::generate(),
-            status: HandoffStatus::Pending,
-            team: None,
-            message: "You're in line".into(),
-            reasons: vec![ReasonCode::RequestedHuman],
-            queue_position: Some(0),
-        };
         let position = |opened: &OpenedHandoff| match opened {
             OpenedHandoff::Opened(StoredEvent {
                 kind: EventKind::Handoff { queue_position, .. },
@@ -1501,18 +1502,9 @@ pub mod conformance {
                 .create_conversation(new.clone())
                 .await
                 .expect("create");
-            let requested = PendingHandoff {
-                handoff_id: HandoffId::generate(),
-                team: None,
-                analysis: None,
-                tier: None,
-                reasons: vec![ReasonCode::RequestedHuman],
-                event_id: EventId::ZERO,
-                requested_at: start + Duration::from_secs(n),
-                draft: None,
-            };
+            let requested = requested_handoff(start + Duration::from_secs(n));
             let opened = store
-                .open_handoff(&site, &new.id, in_line(), requested)
+                .open_handoff(&site, &new.id, in_line_announcement(), requested)
                 .await
                 .expect("open");
             positions.push(position(&opened));
@@ -1585,18 +1577,9 @@ pub mod conformance {
             .create_conversation(fourth.clone())
             .await
             .expect("create");
-        let requested = PendingHandoff {
-            handoff_id: HandoffId::generate(),
-            team: None,
-            analysis: None,
-            tier: None,
-            reasons: vec![ReasonCode::RequestedHuman],
-            event_id: EventId::ZERO,
-            requested_at: start + Duration::from_secs(5),
-            draft: None,
-        };
+        let requested = requested_handoff(start + Duration::from_secs(5));
         let opened = store
-            .open_handoff(&site, &fourth.id, in_line(), requested)
+            .open_handoff(&site, &fourth.id, in_line_announcement(), requested)
             .await
             .expect("open");
         assert_eq!(
