@@ -310,22 +310,22 @@ impl Engine {
         }
     }
 
-    /// Whether an inbox agent who may take a handoff for `team` (and the language and category
-    /// of `analysis`) is online now.
+    /// The online inbox agents, when one who may take a handoff for `team` (and the language
+    /// and category of `analysis`) is among them; `None` when nobody eligible is online.
     ///
     /// Errors: `Store`.
-    pub(crate) async fn eligible_agent_online(
+    pub(crate) async fn online_if_eligible(
         &self,
         team: Option<&str>,
         analysis: Option<&crate::ports::analyzer::TurnAnalysis>,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Option<Vec<String>>, EngineError> {
         let online = self
             .ports
             .store
             .online_agents(OffsetDateTime::now_utc())
             .await?;
         if online.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         let probe = PendingHandoff {
             handoff_id: crate::ids::HandoffId::generate(),
@@ -337,11 +337,12 @@ impl Engine {
             analysis: analysis.map(super::handoff_analysis),
             tier: None,
         };
-        Ok(self
+        let any = self
             .inbox
             .agents()
             .iter()
-            .any(|agent| online.contains(&agent.id) && eligible(agent, &probe)))
+            .any(|agent| online.contains(&agent.id) && eligible(agent, &probe));
+        Ok(any.then_some(online))
     }
 
     /// An agent's open conversations, every site together.
@@ -356,16 +357,30 @@ impl Engine {
     /// Workload-aware assignment of a new handoff (built-in inbox): among the online agents
     /// eligible for it (team pool, language, skill), the one with the fewest open
     /// conversations below their capacity takes it (ties: the first listed). Nobody free: it
-    /// waits in the queue. A failure is logged: the handoff stays in the queue either way.
-    pub(crate) async fn auto_assign(&self, site: &SiteId, id: &ConversationId) {
-        if let Err(err) = self.try_auto_assign(site, id).await {
+    /// waits in the queue. `online`: the online agents when the caller just read them. A
+    /// failure is logged: the handoff stays in the queue either way.
+    pub(crate) async fn auto_assign(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        online: Option<Vec<String>>,
+    ) {
+        if let Err(err) = self.try_auto_assign(site, id, online).await {
             warn!(error = %err, conversation = %id, "automatic assignment failed; the handoff waits in the queue");
         }
     }
 
-    async fn try_auto_assign(&self, site: &SiteId, id: &ConversationId) -> Result<(), EngineError> {
+    async fn try_auto_assign(
+        &self,
+        site: &SiteId,
+        id: &ConversationId,
+        online: Option<Vec<String>>,
+    ) -> Result<(), EngineError> {
         let store = &self.ports.store;
-        let online = store.online_agents(OffsetDateTime::now_utc()).await?;
+        let online = match online {
+            Some(online) => online,
+            None => store.online_agents(OffsetDateTime::now_utc()).await?,
+        };
         if online.is_empty() {
             return Ok(());
         }

@@ -1073,7 +1073,7 @@ impl Engine {
                     .await?;
                 self.outbox.wake();
                 if self.ports.helpdesk.adapter_name() == "inbox" {
-                    self.auto_assign(&context.site.id, &context.conversation_id)
+                    self.auto_assign(&context.site.id, &context.conversation_id, None)
                         .await;
                 }
                 summary.outcome = TurnOutcome::Answered(DecisionKind::Draft);
@@ -1424,11 +1424,13 @@ impl Engine {
         // With the built-in inbox, nobody online who may take it is "offline" too (the visitor
         // is asked for an email); agents online but busy: pending, in line.
         let inbox = self.ports.helpdesk.adapter_name() == "inbox";
-        let nobody_online = inbox
-            && closed.is_none()
-            && !self
-                .eligible_agent_online(team.map(|team| team.id.as_str()), analysis)
-                .await?;
+        let online = if inbox && closed.is_none() {
+            self.online_if_eligible(team.map(|team| team.id.as_str()), analysis)
+                .await?
+        } else {
+            None
+        };
+        let nobody_online = inbox && closed.is_none() && online.is_none();
         let (status, queue_position) = match closed {
             Some(_) => (HandoffStatus::Offline, None),
             // The built-in inbox's line (other helpdesks keep their own queues).
@@ -1510,7 +1512,8 @@ impl Engine {
             OpenedHandoff::Opened(event) => {
                 self.outbox.wake();
                 if status == HandoffStatus::Pending && inbox {
-                    self.auto_assign(site, id).await;
+                    // The online agents were just read (for the status).
+                    self.auto_assign(site, id, online).await;
                 }
                 Ok(HandoffRequested {
                     event,
